@@ -1,0 +1,47 @@
+"""The `onereward` command. Thin: parse arguments, call the library, show the result.
+
+Every command lives in the module that owns its work (`<area>/commands.py`) and is registered here. A user's
+mistake raises `UserError`, which `main` prints as one line on stderr with exit status 2: never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from onereward.errors import UserError
+
+# The embedded default never touches a model hub; a user who wants hub ids sets HF_HUB_OFFLINE=0 explicitly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="OneReward: multi-task RL of a mask-guided fill model with one VLM reward model (arXiv 2508.21066).",
+)
+
+# --- command registrations (one block per area) ---
+# --- toyworld ---
+# --- fill model ---
+# --- reward model ---
+# --- rl ---
+# --- eval / demo ---
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
