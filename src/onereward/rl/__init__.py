@@ -1,0 +1,1 @@
+"""Multi-task reward feedback learning (OneReward Algorithms 1 and 2)."""

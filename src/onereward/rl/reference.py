@@ -1,0 +1,153 @@
+"""The reference models of OneReward's two algorithms: the ONLY place the variants differ.
+
+The trainer holds one Reference and calls three things on it: `model()` (a context that yields the transformer to
+run the reference rollout with), `update()` after each optimiser step, and `state_dict()/load_state_dict()` for
+checkpoints. It never asks which algorithm it holds.
+
+- Algorithm 1, "standard" (`FrozenReference`): the reference is the frozen pre-trained model; an EMA of the policy
+  is kept alongside as an output. Models in memory: policy, frozen reference, EMA (three).
+- Algorithm 2, "dynamic" (`EMAReference`): the reference IS the EMA of the policy,
+  ref <- tau * ref + (1 - tau) * policy after every step. Models in memory: policy, reference (two).
+
+With LoRA no second copy of the base weights exists: the frozen reference is the policy with its adapters disabled,
+and EMAs cover only the trainable (adapter) tensors, swapped into the adapter for the reference rollout.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+def trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+
+
+class EMA:
+    """Exponential moving average of a fixed list of tensors: shadow <- tau * shadow + (1 - tau) * value."""
+
+    def __init__(self, named: list[tuple[str, torch.Tensor]], tau: float):
+        self.tau = tau
+        self.names = [n for n, _ in named]
+        self.shadow = [p.detach().clone().float() for _, p in named]  # fp32 shadows: bf16 lerp loses small updates
+
+    @torch.no_grad()
+    def update(self, tensors: list[torch.Tensor]) -> None:
+        for s, p in zip(self.shadow, tensors, strict=True):
+            s.lerp_(p.detach().to(s.dtype), 1.0 - self.tau)
+
+    @contextmanager
+    @torch.no_grad()
+    def swapped_into(self, params: list[torch.Tensor]) -> Iterator[None]:
+        """Temporarily load the shadows into `params` (same order), restoring the originals afterwards."""
+        backup = [p.detach().clone() for p in params]
+        for p, s in zip(params, self.shadow, strict=True):
+            p.copy_(s.to(p.dtype))
+        try:
+            yield
+        finally:
+            for p, b in zip(params, backup, strict=True):
+                p.copy_(b)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, self.shadow, strict=True))
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(self.names) - set(state)
+        if missing:
+            raise KeyError(f"EMA state lacks {len(missing)} tensors, e.g. {sorted(missing)[0]}")
+        self.shadow = [state[n].clone().float() for n in self.names]
+
+
+def _is_lora(module: nn.Module) -> bool:
+    return any("lora_" in n for n, _ in trainable(module))
+
+
+class FrozenReference:
+    """Algorithm 1: a frozen copy of the pre-trained model as reference, plus an EMA of the policy as an output."""
+
+    algorithm = "standard"
+    cacheable = True  # its images depend only on (condition, eps1), so `onereward refs` may precompute them
+
+    def __init__(self, policy: nn.Module, tau: float):
+        self._policy = policy
+        self._lora = _is_lora(policy)
+        # Full fine-tuning keeps a frozen copy; LoRA runs the policy itself with its adapters disabled.
+        self._frozen = None if self._lora else copy.deepcopy(policy).requires_grad_(False).eval()
+        self.ema = EMA(trainable(policy), tau)
+
+    @contextmanager
+    def model(self) -> Iterator[nn.Module]:
+        if self._frozen is not None:
+            yield self._frozen
+            return
+        self._policy.disable_adapters()
+        try:
+            yield self._policy
+        finally:
+            self._policy.enable_adapters()
+
+    def update(self) -> None:
+        self.ema.update([p for _, p in trainable(self._policy)])
+
+    def exports(self) -> dict[str, EMA]:
+        """Weights saved beside the policy at the end: the EMA of the policy (Algorithm 1's output model)."""
+        return {"ema": self.ema}
+
+    def state_dict(self) -> dict:
+        return {"ema": self.ema.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.load_state_dict(state["ema"])
+
+
+class EMAReference:
+    """Algorithm 2: the reference is the EMA of the policy, updated after every step."""
+
+    algorithm = "dynamic"
+    cacheable = False
+
+    def __init__(self, policy: nn.Module, tau: float):
+        self._policy = policy
+        self._lora = _is_lora(policy)
+        names = [n for n, _ in trainable(policy)]
+        if self._lora:
+            # Only the adapter tensors move; their EMA is swapped into the policy's adapter for the rollout.
+            self.ema = EMA(trainable(policy), tau)
+            self._copy = None
+        else:
+            # The reference module's own parameters ARE the EMA (updated in place): two models in memory, not three.
+            self._copy = copy.deepcopy(policy).requires_grad_(False).eval()
+            params = dict(self._copy.named_parameters())
+            self.ema = EMA([(n, params[n]) for n in names], tau)
+            self.ema.shadow = [params[n].data for n in names]  # alias: updating the shadow updates the module
+
+    @contextmanager
+    def model(self) -> Iterator[nn.Module]:
+        if self._copy is not None:
+            yield self._copy
+            return
+        with self.ema.swapped_into([p for _, p in trainable(self._policy)]):
+            yield self._policy
+
+    def update(self) -> None:
+        self.ema.update([p for _, p in trainable(self._policy)])
+
+    def exports(self) -> dict[str, EMA]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"ema": self.ema.state_dict()}
+
+    @torch.no_grad()
+    def load_state_dict(self, state: dict) -> None:
+        for s, n in zip(self.ema.shadow, self.ema.names, strict=True):
+            s.copy_(state["ema"][n])
+
+
+def make_reference(algorithm: str, policy: nn.Module, tau: float) -> FrozenReference | EMAReference:
+    return {"standard": FrozenReference, "dynamic": EMAReference}[algorithm](policy, tau)
