@@ -72,7 +72,7 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _atomic_write(path: str | Path, write) -> Path:
+def atomic_write(path: str | Path, write) -> Path:
     """Write to a temporary file in the same folder, then rename: readers see the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,12 +91,12 @@ def save_image(path: str | Path, img: np.ndarray) -> Path:
     """(H, W, 3) or (H, W) float in [0, 1] -> an 8-bit image file (format from the suffix), written atomically."""
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(Path(path).suffix.lower(), "PNG")
     pil = Image.fromarray(to_uint8(img))
-    return _atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))
+    return atomic_write(path, lambda tmp: pil.save(tmp, format=fmt))
 
 
 def save_json(path: str | Path, obj: Any) -> Path:
     text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
-    return _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def load_json(path: str | Path) -> Any:
