@@ -23,7 +23,12 @@ install: $(STAMP)
 demo: install
 	$(BIN)/onereward demo
 
-test: install
+# The report test drives a real headless Chromium (Debian's; Playwright cannot download one offline). Needs root
+# or an existing install; if neither, this fails loudly rather than letting the browser test be skipped.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+test: install browser
 	$(BIN)/python -m pytest
 
 lint: install

@@ -1,0 +1,354 @@
+"""The run report: one self-contained HTML page (inline CSS, images as base64 PNG data URIs, no script, no request).
+
+Read from a run folder, every piece optional except results.json (schema in onereward.eval.tables):
+    results.json
+    rl/<model>/log.jsonl                        rows {"step", "loss", "reward/<task>/<dim>", "usability/<task>"}
+    eval/benchmark/<task>/<id>/source.png, mask.png
+    eval/<model>/<task>/<id>.png                outputs on the benchmark
+    eval/<model>/records.json                   optional: the judged records (onereward.eval.metrics), whose
+                                                scores are printed under each image
+A piece that is missing shows as "not run"; nothing is invented.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image, UnidentifiedImageError
+
+from onereward.errors import UserError
+from onereward.eval import tables
+from onereward.eval.tables import NOT_RUN, Table
+from onereward.io import atomic_write, load_json
+from onereward.tasks import TASK_NAMES, get_task
+
+GRID_MODELS = ("base", "onereward", "onereward_dynamic")  # image-grid columns, in this order
+MAX_IMAGES_PER_TASK = 4
+MAX_EMBED_PX = 256  # larger outputs (real 1024 px runs) are downscaled before embedding, to keep the page small
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { margin-bottom: .2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0; font-size: 14px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+caption { font-weight: bold; text-align: left; padding: 4px 0; }
+.side { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+.side table { font-size: 13px; } .side th { max-width: 6em; } .side .note { max-width: 36em; }
+.paper { background: #f4f4fb; } .paper caption { color: #44a; }
+.missing { color: #a33; font-style: italic; }
+.note { color: #555; font-size: 13px; max-width: 60em; }
+.warn { background: #fff5e0; border-left: 4px solid #e0a000; padding: .5em 1em; }
+.grid td, .grid th { text-align: center; vertical-align: top; font-size: 12px; }
+.grid img { width: 128px; height: auto; image-rendering: pixelated; display: block; margin: 0 auto; }
+.curve { max-width: 100%; }
+nav a { margin-right: 1em; }
+"""
+
+SECTIONS = [
+    ("accuracy", "Reward-model accuracy"),
+    ("usability", "Usability"),
+    ("dimensions", "Dimension scores"),
+    ("gsb", "GSB"),
+    ("curves", "RL curves"),
+    ("images", "Images"),
+    ("cost", "Timings and memory"),
+]
+
+# --- small helpers ---
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _missing(what: str = NOT_RUN) -> str:
+    return f'<p class="missing">{_e(what)}</p>'
+
+
+def _png_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _image_uri(path: Path) -> str | None:
+    """An image file re-encoded as a PNG data URI (validates it and drops metadata); None when unreadable."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = img.convert("RGB" if img.mode not in ("L", "RGB") else img.mode)
+            img.thumbnail((MAX_EMBED_PX, MAX_EMBED_PX), Image.Resampling.LANCZOS)
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+    except (UnidentifiedImageError, OSError):
+        return None
+    return _png_uri(buf.getvalue())
+
+
+def _figure_uri(fig: Figure) -> str:
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return _png_uri(buf.getvalue())
+
+
+def table_html(table: Table) -> str:
+    cls = ' class="paper"' if table.paper else ""
+    anchor = f' id="{_e(table.anchor)}"' if table.anchor else ""
+    out = [f"<div{anchor}>"]
+    if not table.rows:
+        out += [f"<p><b>{_e(table.title)}</b></p>", _missing()]
+    else:
+        out.append(f"<table{cls}><caption>{_e(table.title)}</caption>")
+        out.append("<tr>" + "".join(f"<th>{_e(h)}</th>" for h in table.header) + "</tr>")
+        for row in table.rows:
+            cells = "".join(f'<td class="missing">{_e(c)}</td>' if c == NOT_RUN else f"<td>{_e(c)}</td>" for c in row)
+            out.append(f"<tr>{cells}</tr>")
+        out.append("</table>")
+    if table.note:
+        out.append(f'<p class="note">{_e(table.note)}</p>')
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def _side(*parts: str) -> str:
+    return '<div class="side">' + "".join(parts) + "</div>"
+
+
+# --- loading ---
+
+
+def load_results(run_dir: Path) -> dict:
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; give the folder of a run (e.g. runs/demo) that wrote results.json")
+    results = load_json(path)
+    try:
+        tables.validate_results(results)
+    except ValueError as e:
+        raise UserError(f"{path}: {e}") from None
+    return results
+
+
+def read_log(path: Path) -> tuple[list[dict], int]:
+    """JSONL rows with a numeric step, and how many lines were unreadable (a running job may leave a partial one)."""
+    rows, bad = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int | float):
+            rows.append(row)
+        else:
+            bad += 1
+    return rows, bad
+
+
+def _series(rows: list[dict], key: str) -> tuple[list[float], list[float]]:
+    pts = [
+        (float(r["step"]), float(r[key]))
+        for r in rows
+        if isinstance(r.get(key), int | float) and not isinstance(r.get(key), bool) and math.isfinite(r[key])
+    ]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _load_records(path: Path) -> dict[tuple[str, str], dict]:
+    """(task, id) -> record from eval/<model>/records.json; {} when absent or unreadable (scores are extras)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if not isinstance(data, list):
+        return {}
+    return {(str(r.get("task")), str(r.get("id"))): r for r in data if isinstance(r, dict)}
+
+
+# --- sections ---
+
+
+def _header(results: Mapping, run_dir: Path) -> str:
+    seeds = ", ".join(f"{k}={v}" for k, v in results.get("seeds", {}).items()) or NOT_RUN
+    models = ", ".join(f"{k} ({v})" for k, v in results.get("models", {}).items()) or NOT_RUN
+    items = [
+        ("run", run_dir.resolve().name),
+        ("machine", results.get("machine", "unknown")),
+        ("date", results.get("date", "unknown")),
+        ("seeds", seeds),
+        ("models", models),
+    ]
+    nav = "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in SECTIONS)
+    return (
+        "<h1>OneReward run report</h1><ul>"
+        + "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in items)
+        + f"</ul><nav>{nav}</nav>"
+    )
+
+
+def _curves_section(run_dir: Path) -> str:
+    logs = sorted(p for p in (run_dir / "rl").glob("*/log.jsonl") if p.is_file())
+    if not logs:
+        return _missing("not run (no rl/<model>/log.jsonl)")
+    out = [
+        '<p class="warn">The training reward rises even in runs whose images are ruined (PILOT.md 9); '
+        "judge RL by the usability curves and the held-out tables above, never by the reward alone.</p>"
+    ]
+    per_model = {}
+    for log in logs:
+        rows, bad = read_log(log)
+        per_model[log.parent.name] = rows
+        note = f" ({bad} unreadable line{'s' * (bad != 1)} skipped)" if bad else ""
+        name = log.parent.name
+        out.append(f"<h3>{_e(name)}: reward{_e(note)}</h3>")
+        fig = _reward_figure(name, rows)
+        out.append(f'<img class="curve" alt="reward curves of {_e(name)}" src="{fig}">' if fig else _missing())
+    out.append("<h3>Usability during RL</h3>")
+    fig = _usability_figure(per_model)
+    out.append(f'<img class="curve" alt="usability during RL" src="{fig}">' if fig else _missing())
+    return "\n".join(out)
+
+
+def _reward_figure(model: str, rows: list[dict]) -> str | None:
+    """Loss and one panel per task with its reward/<task>/<dim> curves, as a PNG data URI; None if nothing to plot."""
+    keys = sorted({k for r in rows for k in r if k.startswith("reward/")})
+    panels = [("loss", ["loss"])] if _series(rows, "loss")[0] else []
+    panels += [(t, [k for k in keys if k.split("/")[1] == t]) for t in TASK_NAMES]
+    panels = [(title, ks) for title, ks in panels if ks]
+    if not panels:
+        return None
+    fig = Figure(figsize=(3.2 * len(panels), 2.8), dpi=80, layout="constrained")
+    for ax, (title, ks) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
+        for k in ks:
+            ax.plot(*_series(rows, k), label=k.split("/")[-1], lw=1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if title != "loss":
+            ax.legend(fontsize=6)
+    fig.suptitle(f"{model}: loss and reward P(Yes) vs reference", fontsize=10)
+    return _figure_uri(fig)
+
+
+def _usability_figure(per_model: dict[str, list[dict]]) -> str | None:
+    tasks = [t for t in TASK_NAMES if any(_series(rows, f"usability/{t}")[0] for rows in per_model.values())]
+    if not tasks:
+        return None
+    fig = Figure(figsize=(3.2 * len(tasks), 2.8), dpi=80, layout="constrained")
+    for ax, t in zip(np.atleast_1d(fig.subplots(1, len(tasks))), tasks, strict=True):
+        for model, rows in per_model.items():
+            xs, ys = _series(rows, f"usability/{t}")
+            if xs:
+                ax.plot(xs, ys, marker="o", ms=3, lw=1, label=model)
+        ax.set_title(t, fontsize=10)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6)
+    return _figure_uri(fig)
+
+
+def _grid_models(eval_dir: Path) -> list[str]:
+    """The three models of the paper's comparison always (a missing one says "not run"), then any other found."""
+    found = sorted(p.name for p in eval_dir.iterdir() if p.is_dir() and p.name != "benchmark")
+    return list(GRID_MODELS) + [m for m in found if m not in GRID_MODELS]
+
+
+def _score_line(record: dict | None, task: str) -> str:
+    if not record or not isinstance(record.get("scores"), dict):
+        return ""
+    parts = []
+    for d in get_task(task).dimensions:
+        v = record["scores"].get(d)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            parts.append(f"{tables.DIM_TITLES[d][:4].lower()} {v:.2f}")
+    usable = {True: "usable", False: "not usable"}.get(record.get("usable"), "")
+    return "<br>".join(_e(p) for p in [usable, " ".join(parts)] if p)
+
+
+def _cell(path: Path, alt: str, caption: str = "") -> str:
+    if not path.is_file():
+        return f'<td class="missing">{NOT_RUN}</td>'
+    uri = _image_uri(path)
+    if uri is None:
+        return '<td class="missing">unreadable image</td>'
+    return f'<td><img alt="{_e(alt)}" src="{uri}">{caption}</td>'
+
+
+def _images_section(run_dir: Path, max_images: int) -> str:
+    eval_dir = run_dir / "eval"
+    if not eval_dir.is_dir():
+        return _missing("not run (no eval/ folder)")
+    models = _grid_models(eval_dir)
+    records = {m: _load_records(eval_dir / m / "records.json") for m in models}
+    bench = eval_dir / "benchmark"
+    out = []
+    for task in TASK_NAMES:
+        ids = {p.name for p in (bench / task).iterdir() if p.is_dir()} if (bench / task).is_dir() else set()
+        for m in models:
+            if (eval_dir / m / task).is_dir():
+                ids |= {p.stem for p in (eval_dir / m / task).glob("*.png")}
+        out.append(f"<h3>{_e(task)}</h3>")
+        if not ids:
+            out.append(_missing())
+            continue
+        shown = sorted(ids)[:max_images]
+        head = "".join(f"<th>{_e(h)}</th>" for h in ["id", "source", "mask", *models])
+        rows = []
+        for i in shown:
+            cells = [f"<td>{_e(i)}</td>"]
+            cells.append(_cell(bench / task / i / "source.png", f"{task} {i} source"))
+            cells.append(_cell(bench / task / i / "mask.png", f"{task} {i} mask"))
+            for m in models:
+                caption = _score_line(records[m].get((task, i)), task)
+                cells.append(_cell(eval_dir / m / task / f"{i}.png", f"{task} {i} {m}", f"<div>{caption}</div>"))
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        more = f'<p class="note">showing {len(shown)} of {len(ids)}</p>' if len(ids) > len(shown) else ""
+        out.append(f'<table class="grid"><tr>{head}</tr>{"".join(rows)}</table>{more}')
+    return "\n".join(out)
+
+
+# --- the page ---
+
+
+def render_html(results: Mapping, run_dir: Path, max_images: int = MAX_IMAGES_PER_TASK) -> str:
+    t = tables
+    body = {
+        "accuracy": _side(table_html(t.accuracy_table(results)), table_html(t.paper_table1()))
+        + table_html(t.accuracy_detail_table(results)),
+        "usability": _side(table_html(t.usability_table(results)), table_html(t.paper_usability_table()))
+        + table_html(t.binary_rates_table(results)),
+        "dimensions": table_html(t.dimension_table(results)),
+        "gsb": table_html(t.gsb_table(results)),
+        "curves": _curves_section(run_dir),
+        "images": _images_section(run_dir, max_images),
+        "cost": table_html(t.cost_table(results)),
+    }
+    sections = "\n".join(f'<section id="{a}"><h2>{_e(title)}</h2>\n{body[a]}</section>' for a, title in SECTIONS)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>OneReward report: {_e(run_dir.resolve().name)}</title><style>{CSS}</style></head>\n"
+        f"<body>\n{_header(results, run_dir)}\n{sections}\n</body></html>\n"
+    )
+
+
+def write_report(run_dir: str | Path, out_path: str | Path | None = None) -> Path:
+    """Write the run's self-contained HTML report (default RUN_DIR/report.html) and return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such folder; give the folder of a run (e.g. runs/demo)")
+    results = load_results(run_dir)
+    text = render_html(results, run_dir)
+    out = Path(out_path) if out_path is not None else run_dir / "report.html"
+    return atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -1,0 +1,468 @@
+"""The OneReward trainer: multi-task reward feedback learning on accelerate (PAPER.md section 3).
+
+`train(cfg)` reads top to bottom: set-up, then one loop whose body is the paper's step. Standard (Algorithm 1) and
+dynamic (Algorithm 2) differ only in the Reference object (rl/reference.py); the loop never asks which it holds.
+Infrastructure (checkpoints, logs, exports) lives in small functions below the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from onereward import checkpoint
+from onereward.config import Config, from_dict
+from onereward.errors import UserError
+from onereward.rl.data import ConditionPool, folder_pool, seed_of, step_generator, toy_pool
+from onereward.rl.loss import composite, hinge_loss
+from onereward.rl.reference import make_reference, trainable
+from onereward.tasks import NEGATIVE_PROMPT, TASKS
+
+LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    nan_skipped: int = 0  # steps whose loss or gradient was not finite: skipped, never written into weights
+    best_usability: float = -1.0  # mean held-out oracle usability of the best evaluated step (toy world)
+    best_step: int = -1
+    history: list = field(default_factory=list)  # [(step, {task: usability})] of held-out evaluations
+
+
+def reference_noise(fill, ids: list[str], seed: int, size: tuple[int, int]) -> torch.Tensor:
+    """eps1 per condition, from (seed, condition id) alone: the reference cache and the live rollout agree."""
+    gens = [torch.Generator().manual_seed(seed_of("eps1", seed, i)) for i in ids]
+    return torch.cat([fill.initial_noise(1, *size, g) for g in gens])  # (B, L, 4C)
+
+
+@torch.no_grad()
+def reference_images(fill, net, ids, src, msk, embeds, neg, cond, cfg: Config) -> torch.Tensor:
+    """The reference model denoises fully from eps1 (no grad) -> composited images (B, 3, H, W) in [0, 1].
+
+    src (B, 3, H, W) in [0, 1], msk (B, 1, H, W), cond (B, L, C_cond), on the model's device.
+    """
+    s = cfg.sampling
+    size = tuple(src.shape[-2:])
+    noise = reference_noise(fill, ids, cfg.train.seed, size)  # (B, L, 4C)
+    sigmas = fill.sigmas(s.steps, cond.shape[1])  # (steps + 1,)
+    x, _ = fill.rollout(noise, cond, embeds, sigmas, s.steps, neg, s.true_cfg, s.guidance, net, size)
+    return composite(fill.decode(x, size).float(), src, msk)  # (B, 3, H, W)
+
+
+def negative_embeds(fill, n: int, cfg: Config):
+    """The negative prompt's embeddings when training with true CFG, else None."""
+    return fill.encode_prompts([NEGATIVE_PROMPT] * n) if cfg.sampling.true_cfg != 1 else None
+
+
+def load_policy(cfg: Config, device):
+    """The fill model whose transformer becomes the policy (full fine-tuning, or LoRA adapters only)."""
+    from onereward.models.fill import FillModel
+
+    fill = FillModel.from_pretrained(cfg.model.policy, device=device)
+    net = fill.transformer
+    if cfg.model.lora_rank > 0:
+        from peft import LoraConfig
+
+        net.requires_grad_(False)
+        alpha = cfg.model.lora_alpha or cfg.model.lora_rank
+        net.add_adapter(LoraConfig(r=cfg.model.lora_rank, lora_alpha=alpha, target_modules=LORA_TARGETS))
+    else:
+        net.requires_grad_(True)
+    net.train()
+    if cfg.model.gradient_checkpointing:
+        net.enable_gradient_checkpointing()
+    return fill
+
+
+def load_reward(cfg: Config, device):
+    from onereward.reward.model import RewardModel
+
+    reward = RewardModel.from_pretrained(cfg.model.reward, device=device)
+    if cfg.model.gradient_checkpointing:
+        reward.model.gradient_checkpointing_enable()
+    return reward
+
+
+def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
+    """Per task, which dimensions enter the loss: those whose measured RM accuracy reaches min_reward_accuracy.
+
+    PILOT.md: dimensions at chance are not neutral, their gradients are adversarial directions.
+    """
+    keep = {t: torch.ones(len(task.dimensions), dtype=torch.bool) for t, task in TASKS.items()}
+    if not cfg.model.reward_accuracy or cfg.train.min_reward_accuracy <= 0:
+        return keep
+    acc = json.loads(Path(cfg.model.reward_accuracy).read_text())["reward_accuracy"]  # [family][dimension]
+    for t, task in TASKS.items():
+        scores = [acc.get(task.family, {}).get(d) for d in task.dimensions]
+        keep[t] = torch.tensor([s is not None and s >= cfg.train.min_reward_accuracy for s in scores])
+    return keep
+
+
+def make_pool(cfg: Config) -> ConditionPool:
+    if cfg.data.pool:
+        return folder_pool(cfg.data.pool)
+    return toy_pool(cfg.data.pool_size, cfg.sampling.size, cfg.train.seed, split="rl")
+
+
+def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | None = None) -> Path:
+    """Run OneReward RL; returns the run folder. `reward`/`pool` may be given (tests), else built from cfg."""
+    from accelerate import Accelerator
+
+    cfg.check()
+    out = Path(cfg.log.out)
+    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.model.mixed_precision)
+    torch.manual_seed(cfg.train.seed)
+
+    # --- models: policy, reference, reward ---
+    fill = load_policy(cfg, acc.device)
+    reward = reward if reward is not None else load_reward(cfg, acc.device)
+    reference = make_reference(cfg.train.algorithm, fill.transformer, cfg.train.ema_tau)
+    params = [p for _, p in trainable(fill.transformer)]
+    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    warmup = max(1, cfg.train.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    policy, optimizer, scheduler = acc.prepare(fill.transformer, optimizer, scheduler)
+    unwrapped = acc.unwrap_model(policy)
+    keep = dimension_gate(cfg)
+    pool = pool if pool is not None else make_pool(cfg)
+    cache = RefCache.open(cfg.data.ref_cache) if cfg.data.ref_cache and reference.cacheable else None
+    logger = RunLogger(out, acc.is_main_process)
+
+    state = RunState()
+    if resume:
+        state = restore(out / "checkpoints", unwrapped, optimizer, scheduler, reference, cfg)
+    elif checkpoint.latest(out / "checkpoints") is not None:
+        raise UserError(f"{out} already holds checkpoints; pass --resume to continue, or choose another log.out")
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    lo, hi = cfg.stop_range()
+    s = cfg.sampling
+    bar = tqdm(
+        total=cfg.train.steps,
+        initial=state.step,
+        desc=f"onereward {cfg.train.algorithm}",
+        disable=not acc.is_main_process,
+    )
+    while state.step < cfg.train.steps:
+        t0 = time.perf_counter()
+        g = step_generator(cfg.train.seed, state.step, acc.process_index)
+        batch = pool.sample(cfg.train.batch_size, g)
+        size = tuple(batch.sources.shape[-2:])  # (H, W)
+        src, msk = batch.sources.to(acc.device), batch.masks.to(acc.device)  # (B, 3, H, W), (B, 1, H, W)
+        embeds = fill.encode_prompts(batch.prompts)
+        cond = fill.condition(src, msk)  # (B, L, C_cond)
+        neg = negative_embeds(fill, len(batch.ids), cfg)
+
+        # --- reference rollout: full denoising from eps1, no grad (cached for a frozen reference) ---
+        t_ref = time.perf_counter()
+        if cache is not None:
+            x_ref = cache.get(batch.ids).to(acc.device)  # (B, 3, H, W) in [0, 1]
+        else:
+            with reference.model() as ref_net:
+                x_ref = reference_images(fill, ref_net, batch.ids, src, msk, embeds, neg, cond, cfg)  # (B, 3, H, W)
+
+        # --- policy rollout: from a different noise eps2, no grad, to a random step k ---
+        t_pol = time.perf_counter()
+        eps2 = fill.initial_noise(len(batch.ids), *size, g)  # (B, L, 4C)
+        k = int(torch.randint(lo, hi + 1, (1,), generator=g))
+        sigmas = fill.sigmas(s.steps, cond.shape[1])  # (steps + 1,)
+        x_t, sigma_t = fill.rollout(eps2, cond, embeds, sigmas, k, neg, s.true_cfg, s.guidance, unwrapped, size)
+
+        # --- one grad-carrying x0 prediction, decoded through the frozen VAE ---
+        t_grad = time.perf_counter()
+        with acc.autocast():
+            x0 = fill.predict_x0(x_t, sigma_t, cond, embeds, neg, s.true_cfg, s.guidance, policy, size)  # (B, L, 4C)
+            image = composite(fill.decode(x0, size).float(), src, msk)  # (B, 3, H, W) in [0, 1]
+
+            # --- reward: P(Yes | first = policy image, second = reference image, query per dimension) ---
+            t_rew = time.perf_counter()
+            losses = torch.zeros(len(batch.ids), device=acc.device)  # (B,)
+            rewards: dict[str, float] = {}
+            for task in sorted(set(batch.tasks)):
+                idx = [i for i, t in enumerate(batch.tasks) if t == task]
+                dims = TASKS[task].dimensions
+                p = reward.p_yes(
+                    image[idx],
+                    x_ref[idx],
+                    task,
+                    dims,
+                    [batch.prompts[i] for i in idx],
+                    [batch.conditions[i] for i in idx],
+                )  # (b, D)
+                if not p.requires_grad:
+                    raise UserError(
+                        "the reward does not carry gradients (the toy oracle is for evaluation only);"
+                        " give model.reward a reward-model folder"
+                    )
+                losses[idx] = hinge_loss(p, cfg.train.reward_bound, keep[task].to(p.device))
+                rewards.update({f"reward/{task}/{d}": float(p[:, j].mean()) for j, d in enumerate(dims)})
+            loss = losses.mean()
+
+        # --- update: skip non-finite steps everywhere at once, clip, step, move the reference ---
+        t_upd = time.perf_counter()
+        acc.backward(loss)
+        finite = torch.tensor(
+            float(torch.isfinite(loss) and all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params)),
+            device=acc.device,
+        )
+        if acc.reduce(finite, reduction="sum").item() < acc.num_processes:
+            optimizer.zero_grad(set_to_none=True)
+            state.nan_skipped += 1
+        else:
+            if cfg.train.grad_clip > 0:
+                acc.clip_grad_norm_(params, cfg.train.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            reference.update()
+        state.step += 1
+        bar.update(1)
+
+        # --- what users watch ---
+        t_end = time.perf_counter()
+        scalars = {
+            "loss": float(loss),
+            "lr": scheduler.get_last_lr()[0],
+            "nan_skipped": state.nan_skipped,
+            "stop_step": k,
+            "time/step": t_end - t0,
+            "time/reference": t_pol - t_ref,
+            "time/policy_rollout": t_grad - t_pol,
+            "time/reward": t_upd - t_rew,
+            "time/grad_step": (t_rew - t_grad) + (t_end - t_upd),
+            **rewards,
+        }
+        if cfg.log.eval_every and state.step % cfg.log.eval_every == 0:
+            scalars.update(evaluate_held_out(fill, unwrapped, cfg, state, out, acc))
+        if state.step % cfg.log.log_every == 0:
+            logger.scalars(state.step, scalars)
+        if cfg.log.image_every and state.step % cfg.log.image_every == 0:
+            logger.grid(state.step, src, msk, x_ref, image.detach())
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+        if state.step % cfg.log.save_every == 0 or state.step == cfg.train.steps:
+            save_checkpoint(out / "checkpoints", unwrapped, optimizer, scheduler, reference, state, cfg, acc)
+    bar.close()
+
+    if acc.is_main_process:
+        export(out, fill, unwrapped, reference, cfg)
+    logger.close()
+    acc.wait_for_everyone()  # gloo teardown aborts about one run in five without it (NOTES.md section 5)
+    acc.end_training()
+    return out
+
+
+# --- held-out evaluation during training (toy world: the oracle judges) ---
+
+
+def evaluate_held_out(fill, net, cfg: Config, state: RunState, out: Path, acc) -> dict[str, float]:
+    """Oracle usability per task on held-out conditions (split "val", never the benchmark's); keeps the best."""
+    from onereward.toyworld import make_conditions
+    from onereward.toyworld.oracle import score, usable
+
+    if cfg.data.pool or not acc.is_main_process:  # real data has no oracle; the main process evaluates alone
+        return {}
+    was_training = net.training
+    net.eval()
+    result = {}
+    for task in TASKS:
+        conds = make_conditions(task, cfg.log.eval_size, seed=cfg.train.seed, size=cfg.sampling.size, split="val")
+        batch_ok = []
+        for i in range(0, len(conds), 32):
+            part = conds[i : i + 32]
+            src = torch.from_numpy(np.stack([c.source for c in part])).permute(0, 3, 1, 2).float()
+            msk = torch.from_numpy(np.stack([c.mask for c in part]))[:, None].float()
+            g = torch.Generator().manual_seed(seed_of("val-noise", cfg.train.seed, task, i))
+            imgs = fill.sample(
+                src,
+                msk,
+                [c.prompt for c in part],
+                steps=cfg.sampling.steps,
+                true_cfg=1.0,
+                guidance=cfg.sampling.guidance,
+                generator=g,
+                transformer=net,
+            )
+            for c, img in zip(part, imgs.permute(0, 2, 3, 1).cpu().numpy(), strict=True):
+                batch_ok.append(usable(task, score(c, img)))
+        result[f"usability/{task}"] = float(np.mean(batch_ok))
+    net.train(was_training)
+    mean = float(np.mean(list(result.values())))
+    state.history.append((state.step, {k.split("/")[1]: v for k, v in result.items()}))
+    if mean > state.best_usability:
+        state.best_usability, state.best_step = mean, state.step
+        export_weights(out / "best", fill, net, cfg)
+    return {**result, "usability/mean": mean}
+
+
+# --- checkpoints ---
+
+
+def save_checkpoint(root, net, optimizer, scheduler, reference, state: RunState, cfg: Config, acc) -> None:
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        parts = {
+            "policy": {n: p.detach() for n, p in trainable(net)},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "reference": reference.state_dict(),
+            "rng": checkpoint.rng_state(),
+        }
+        meta = {"config": cfg.to_dict(), "algorithm": reference.algorithm, **state.__dict__}
+        checkpoint.save(root, state.step, parts, meta, keep=cfg.log.keep_checkpoints)
+    acc.wait_for_everyone()
+
+
+def restore(root: Path, net, optimizer, scheduler, reference, cfg: Config) -> RunState:
+    path = checkpoint.latest(root)
+    if path is None:
+        raise UserError(f"--resume: no complete checkpoint under {root}; start without --resume")
+    parts, meta = checkpoint.load(path)
+    if meta["algorithm"] != reference.algorithm:
+        raise UserError(f"--resume: {path} is a {meta['algorithm']} run, this config says {reference.algorithm}")
+    saved = from_dict(meta["config"])
+    if (saved.model.lora_rank, saved.train.seed) != (cfg.model.lora_rank, cfg.train.seed):
+        raise UserError(f"--resume: {path} was made with another lora_rank or seed; resume with the same config")
+    named = dict(trainable(net))
+    missing = set(named) - set(parts["policy"])
+    if missing:
+        raise UserError(f"--resume: {path} lacks {len(missing)} trainable tensors (e.g. {sorted(missing)[0]})")
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(parts["policy"][n])
+    optimizer.load_state_dict(parts["optimizer"])
+    scheduler.load_state_dict(parts["scheduler"])
+    reference.load_state_dict(parts["reference"])
+    checkpoint.set_rng_state(parts["rng"])
+    fields = {k: meta[k] for k in RunState.__dataclass_fields__ if k in meta}
+    return RunState(**fields)
+
+
+# --- outputs the ecosystem loads ---
+
+
+def export_weights(folder: Path, fill, net, cfg: Config) -> Path:
+    """A diffusers transformer folder (full) or pytorch_lora_weights.safetensors (LoRA) for `onereward fill`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if cfg.model.lora_rank > 0:
+        from diffusers import FluxFillPipeline
+        from peft.utils import get_peft_model_state_dict
+
+        FluxFillPipeline.save_lora_weights(str(folder), transformer_lora_layers=get_peft_model_state_dict(net))
+        return folder / "pytorch_lora_weights.safetensors"
+    net.save_pretrained(folder / "transformer")
+    return folder / "transformer"
+
+
+def export(out: Path, fill, net, reference, cfg: Config) -> None:
+    export_weights(out / "policy", fill, net, cfg)
+    for name, ema in reference.exports().items():  # Algorithm 1's EMA model, loaded into the policy's module
+        with ema.swapped_into([p for _, p in trainable(net)]):
+            export_weights(out / name, fill, net, cfg)
+
+
+# --- logging ---
+
+
+class RunLogger:
+    """JSONL + TensorBoard scalars and image grids, on the main process only."""
+
+    def __init__(self, out: Path, enabled: bool):
+        self.enabled, self.out = enabled, out
+        self.tb = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+
+            out.mkdir(parents=True, exist_ok=True)
+            self.tb = SummaryWriter(str(out / "tensorboard"))
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        clean = {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, **clean}) + "\n")
+        for k, v in clean.items():
+            self.tb.add_scalar(k, v, step)
+
+    def grid(self, step: int, src, msk, ref, pol, n: int = 4) -> None:
+        """Rows: source with the mask shown white, reference, policy."""
+        if not self.enabled:
+            return
+        from onereward.io import save_image
+
+        shown = src[:n] * (1 - msk[:n]) + msk[:n]  # (n, 3, H, W)
+        rows = [torch.cat(list(x[:n].float().cpu()), dim=2) for x in (shown, ref, pol)]  # (3, H, n W) each
+        grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()  # (3H, nW, 3)
+        save_image(self.out / "images" / f"step-{step:07d}.png", grid)
+        self.tb.add_image("grid", grid, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+# --- the reference cache (Algorithm 1) ---
+
+
+class RefCache:
+    """Precomputed reference images keyed by condition id (`onereward refs`), float32 safetensors shards."""
+
+    def __init__(self, images: dict[str, torch.Tensor]):
+        self.images = images
+
+    @classmethod
+    def open(cls, folder: str | Path) -> RefCache:
+        from safetensors.torch import load_file
+
+        shards = sorted(Path(folder).glob("refs-*.safetensors"))
+        if not shards:
+            raise UserError(f"{folder}: no refs-*.safetensors; run `onereward refs` first or drop data.ref_cache")
+        images: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            images.update(load_file(shard))
+        return cls(images)
+
+    def get(self, ids: list[str]) -> torch.Tensor:
+        missing = [i for i in ids if i not in self.images]
+        if missing:
+            raise UserError(f"reference cache lacks condition {missing[0]!r}; rebuild it with `onereward refs`")
+        return torch.stack([self.images[i] for i in ids])  # (B, 3, H, W)
+
+
+def build_ref_cache(cfg: Config, out: str | Path, batch_size: int = 16) -> Path:
+    """Compute the frozen reference's image of every pool condition; each process takes every n-th condition."""
+    from accelerate import Accelerator
+    from safetensors.torch import save_file
+
+    from onereward.io import atomic_write
+    from onereward.models.fill import FillModel
+
+    cfg.check()
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    fill = FillModel.from_pretrained(cfg.model.policy, device=acc.device)
+    pool = make_pool(cfg)
+    ids = pool.ids()[acc.process_index :: acc.num_processes]
+    images: dict[str, torch.Tensor] = {}
+    for i in tqdm(range(0, len(ids), batch_size), desc="reference images", disable=not acc.is_main_process):
+        batch = pool.batch(ids[i : i + batch_size])
+        src, msk = batch.sources.to(acc.device), batch.masks.to(acc.device)
+        embeds, cond = fill.encode_prompts(batch.prompts), fill.condition(src, msk)
+        neg = negative_embeds(fill, len(batch.ids), cfg)
+        imgs = reference_images(fill, fill.transformer, batch.ids, src, msk, embeds, neg, cond, cfg).cpu()
+        images.update({k: v.contiguous() for k, v in zip(batch.ids, imgs, strict=True)})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / f"refs-{acc.process_index:03d}.safetensors", lambda tmp: save_file(images, tmp))
+    acc.wait_for_everyone()
+    acc.end_training()
+    return out
