@@ -27,9 +27,23 @@ app = typer.Typer(
 # --- command registrations (one block per area) ---
 # --- toyworld ---
 # --- fill model ---
+from onereward.models.commands import build_tiny_flux_command, fill_command  # noqa: E402
+
+app.command("fill")(fill_command)
+app.command("build-tiny-flux")(build_tiny_flux_command)
 # --- reward model ---
+from onereward.reward.commands import build_tiny_rm_command  # noqa: E402
+
+app.command("build-tiny-rm")(build_tiny_rm_command)
 # --- rl ---
+from onereward.rl.commands import refs_command, train_command  # noqa: E402
+
+app.command("train")(train_command)
+app.command("refs")(refs_command)
 # --- eval / demo ---
+from onereward.eval.commands import report  # noqa: E402
+
+app.command("report")(report)
 
 
 def main() -> None:

@@ -144,6 +144,8 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        run = {"num_processes": acc.num_processes, "distributed_type": str(acc.distributed_type)}
+        (out / "run.json").write_text(json.dumps(run, indent=2))
 
     lo, hi = cfg.stop_range()
     s = cfg.sampling
@@ -205,7 +207,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
                         " give model.reward a reward-model folder"
                     )
                 losses[idx] = hinge_loss(p, cfg.train.reward_bound, keep[task].to(p.device))
-                rewards.update({f"reward/{task}/{d}": float(p[:, j].mean()) for j, d in enumerate(dims)})
+                rewards.update({f"reward/{task}/{d}": float(p[:, j].detach().mean()) for j, d in enumerate(dims)})
             loss = losses.mean()
 
         # --- update: skip non-finite steps everywhere at once, clip, step, move the reference ---

@@ -1,0 +1,54 @@
+"""Named runs: each function returns a Config; the CLI then applies a YAML file and `--set` overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from onereward.config import Config
+from onereward.errors import UserError
+
+
+def toy() -> Config:
+    """The embedded default: the tiny base model from `onereward pretrain`, the tiny reward model from
+    `onereward train-reward` (both as `onereward demo` lays them out), full fine-tuning on CPU."""
+    cfg = Config()
+    cfg.model.policy = "runs/demo/models/base"
+    cfg.model.reward = "runs/demo/models/reward"
+    cfg.model.reward_accuracy = "runs/demo/reward_accuracy.json"
+    cfg.train.lr = 2e-6  # PILOT.md: 1e-5 and above hacked the tiny reward within ~130 steps
+    cfg.train.steps = 150
+    cfg.train.min_reward_accuracy = 0.7  # leave dimensions the reward model cannot judge out of the loss
+    cfg.log.out = "runs/train-toy"
+    cfg.log.eval_every = 50
+    return cfg
+
+
+def flux_fill_dev() -> Config:
+    """FLUX.1-Fill-dev with a Qwen2.5-VL reward model on GPUs: LoRA, gradient checkpointing, bf16.
+
+    Set model.reward to your reward-model folder and data.pool to a folder of conditions.
+    """
+    cfg = Config()
+    cfg.model.policy = "black-forest-labs/FLUX.1-Fill-dev"
+    cfg.model.lora_rank = 64
+    cfg.model.gradient_checkpointing = True
+    cfg.model.mixed_precision = "bf16"
+    cfg.sampling.size = 512
+    cfg.sampling.steps = 28
+    cfg.sampling.guidance = 30.0  # FLUX.1-Fill-dev's distilled guidance (its model card's default)
+    cfg.train.lr = 1e-5  # the paper's Seedream 3.0 Fill setting (PAPER.md section 3)
+    cfg.train.batch_size = 1  # per GPU; 8 GPUs give the paper's batch of 8
+    cfg.train.steps = 8000
+    cfg.log.out = "runs/train-flux-fill-dev"
+    cfg.log.image_every = 100
+    cfg.log.save_every = 250
+    return cfg
+
+
+PRESETS: dict[str, Callable[[], Config]] = {"toy": toy, "flux-fill-dev": flux_fill_dev}
+
+
+def get_preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]()

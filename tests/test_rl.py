@@ -1,0 +1,234 @@
+"""The OneReward trainer end to end with the tiny VLM as the reward (the oracle is not differentiable)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import FluxTransformer2DModel
+from safetensors.torch import load_file
+
+from onereward import checkpoint
+from onereward.config import Config, apply_overrides
+from onereward.errors import UserError
+from onereward.rl.data import ConditionPool
+from onereward.rl.trainer import train
+from onereward.tasks import TASKS
+from onereward.toyworld import make_conditions
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return ConditionPool([c for t in TASKS for c in make_conditions(t, 3, seed=0, size=64, split="rl")])
+
+
+def config(policy, reward, out, *extra) -> Config:
+    cfg = Config()
+    apply_overrides(
+        cfg,
+        [
+            f"model.policy={policy}",
+            f"model.reward={reward}",
+            f"log.out={out}",
+            "train.steps=2",
+            "train.batch_size=4",
+            "train.lr=1e-3",
+            "sampling.steps=4",
+            "data.pool_size=3",
+            "log.image_every=1",
+            "log.save_every=1",
+            *extra,
+        ],
+    )
+    return cfg
+
+
+def weights(module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+
+def test_one_step_changes_every_trainable_parameter_and_nothing_else(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    before = weights(FluxTransformer2DModel.from_pretrained(tiny_fill_dir / "transformer"))
+    rm_before = weights(tiny_rm.model)
+    out = train(config(tiny_fill_dir, "unused", tmp_path / "run", "train.steps=1"), reward=tiny_rm, pool=pool)
+    after = weights(FluxTransformer2DModel.from_pretrained(out / "policy" / "transformer"))
+    unchanged = [n for n in before if torch.equal(before[n], after[n])]
+    assert unchanged == [], f"{len(unchanged)} policy tensors did not move, e.g. {unchanged[:3]}"
+    # the reward model is frozen; the standard algorithm's reference is the untouched base model
+    assert all(torch.equal(p, rm_before[n]) for n, p in weights(tiny_rm.model).items())
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["step"] == 1 and any(k.startswith("reward/") for k in log[0])
+    assert (out / "images" / "step-0000001.png").is_file() and (out / "ema" / "transformer").is_dir()
+
+
+def test_lora_run_trains_only_adapters_and_exports_a_loadable_lora(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    from onereward.models.fill import FillModel
+
+    out = train(config(tiny_fill_dir, "unused", tmp_path / "lora", "model.lora_rank=4"), reward=tiny_rm, pool=pool)
+    lora_file = out / "policy" / "pytorch_lora_weights.safetensors"
+    state = load_file(lora_file)
+    assert state and all("lora" in k for k in state)
+    assert any(v.abs().sum() > 0 for k, v in state.items() if "lora_B" in k)  # B starts at zero: it moved
+    base = FillModel.from_pretrained(tiny_fill_dir)
+    tuned = FillModel.from_pretrained(tiny_fill_dir, lora=lora_file)
+    cond = next(iter(pool.by_id.values()))
+    img = torch.from_numpy(cond.source).permute(2, 0, 1)[None]
+    msk = torch.from_numpy(cond.mask)[None, None]
+    a = base.sample(img, msk, [cond.prompt], steps=2, true_cfg=1.0, generator=torch.Generator().manual_seed(0))
+    b = tuned.sample(img, msk, [cond.prompt], steps=2, true_cfg=1.0, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(a, b)
+
+
+def test_dynamic_reference_is_the_ema_of_the_trained_policy(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    out = train(
+        config(tiny_fill_dir, "x", tmp_path / "dyn", "train.algorithm=dynamic", "train.ema_tau=0.5"),
+        reward=tiny_rm,
+        pool=pool,
+    )
+    parts, meta = checkpoint.load(checkpoint.latest(out / "checkpoints"))
+    assert meta["algorithm"] == "dynamic" and not (out / "ema").exists()
+    start = weights(FluxTransformer2DModel.from_pretrained(tiny_fill_dir / "transformer"))
+    # two steps of ref <- 0.5 ref + 0.5 policy: the EMA lies strictly between the start and the policy
+    ema, pol = parts["reference"]["ema"], parts["policy"]
+    name = next(n for n in pol if not torch.equal(pol[n], start[n]))
+    assert not torch.equal(ema[name], start[name]) and not torch.equal(ema[name], pol[name])
+
+
+def test_non_finite_loss_is_skipped_and_counted(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    class PoisonedOnce:
+        """The real tiny reward, except that its first call answers NaN."""
+
+        calls = 0
+
+        def p_yes(self, *args, **kwargs):
+            p = tiny_rm.p_yes(*args, **kwargs)
+            PoisonedOnce.calls += 1
+            return p * float("nan") if PoisonedOnce.calls == 1 else p
+
+    before = weights(FluxTransformer2DModel.from_pretrained(tiny_fill_dir / "transformer"))
+    out = train(
+        config(tiny_fill_dir, "x", tmp_path / "nan", "train.steps=1", "train.batch_size=1"),
+        reward=PoisonedOnce(),
+        pool=pool,
+    )
+    _, meta = checkpoint.load(checkpoint.latest(out / "checkpoints"))
+    assert meta["nan_skipped"] == 1
+    after = weights(FluxTransformer2DModel.from_pretrained(out / "policy" / "transformer"))
+    assert all(torch.equal(before[n], after[n]) for n in before)  # nothing was written into the weights
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    cfg = config(tiny_fill_dir, "x", tmp_path / "r", "train.steps=1")
+    with pytest.raises(UserError, match="--resume: no complete checkpoint"):
+        train(cfg, resume=True, reward=tiny_rm, pool=pool)
+    train(cfg, reward=tiny_rm, pool=pool)
+    with pytest.raises(UserError, match="already holds checkpoints"):
+        train(cfg, reward=tiny_rm, pool=pool)
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "onereward.cli", *args]
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_fill_dir, tiny_rm_dir, tmp_path):
+    common = [
+        "train",
+        "--set",
+        f"model.policy={tiny_fill_dir}",
+        "--set",
+        f"model.reward={tiny_rm_dir}",
+        "--set",
+        "model.reward_accuracy=",
+        "--set",
+        "train.steps=6",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "sampling.steps=4",
+        "--set",
+        "data.pool_size=2",
+        "--set",
+        "train.lr=1e-3",
+        "--set",
+        "log.save_every=2",
+        "--set",
+        "log.eval_every=0",
+        "--set",
+        "log.image_every=0",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    full = tmp_path / "full"
+    subprocess.run(_cli(*common, "--set", f"log.out={full}"), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _cli(*common, "--set", f"log.out={killed}"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while checkpoint.latest(killed / "checkpoints") is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # a real kill: no handler runs, no final save
+    proc.wait()
+    done = checkpoint.latest(killed / "checkpoints")
+    assert done is not None and int(done.name.split("-")[1]) < 6, "the kill came too late to test resume"
+    subprocess.run(_cli(*common, "--set", f"log.out={killed}", "--resume"), check=True, env=env, capture_output=True)
+
+    a = load_file(checkpoint.latest(full / "checkpoints") / "policy.safetensors")
+    b = load_file(checkpoint.latest(killed / "checkpoints") / "policy.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_data_parallel_on_two_processes(tiny_fill_dir, tiny_rm_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "onereward.cli",
+        "train",
+        "--set",
+        f"model.policy={tiny_fill_dir}",
+        "--set",
+        f"model.reward={tiny_rm_dir}",
+        "--set",
+        "model.reward_accuracy=",
+        "--set",
+        "train.steps=2",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "sampling.steps=4",
+        "--set",
+        "data.pool_size=2",
+        "--set",
+        "train.lr=1e-3",
+        "--set",
+        f"log.out={out}",
+        "--set",
+        "log.image_every=0",
+    ]
+    res = subprocess.run(
+        cmd,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["num_processes"] == 2
+    before = weights(FluxTransformer2DModel.from_pretrained(tiny_fill_dir / "transformer"))
+    after = weights(FluxTransformer2DModel.from_pretrained(out / "policy" / "transformer"))
+    assert any(not torch.equal(before[n], after[n]) for n in before)
