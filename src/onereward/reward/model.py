@@ -1,0 +1,217 @@
+"""The VLM reward model: P("first image is better") per evaluation dimension, differentiable w.r.t. the first image.
+
+`RewardModel.p_yes` answers the project's one reward contract (docs/ARCHITECTURE.md, "the reward"), the same call as
+the toy oracle's. For B pairs and the task's D dimensions it asks D queries per pair (templates.py) and returns
+softmax over the next token's [Yes, No] logits, [:, 0] (INFERRED: the paper says only "P(Yes)").
+
+Prefix reuse. Every query of a call starts with the same tokens up to the second image's <|vision_end|>; only the
+text after differs by dimension (and by prompt, for text_alignment). So, per call:
+  1. the vision tower runs once on the 2B images, and the LM runs once over the B prefixes, keeping the KV cache;
+  2. the cache is repeated D times (row b * D + d) and the B * D right-padded text suffixes run against it;
+  3. each row's answer logits are read at its last real token.
+mRoPE positions come from the model's own `get_rope_index` over the full right-padded sequences, sliced into
+prefix and suffix parts, so they are exactly those of a full forward. With image tokens dominating the sequence,
+scoring 4 dimensions costs little more than scoring 1 (bench/reward_prefix.py). `naive=True` runs the full sequence
+once per (pair, dimension) through the plain HF forward (left-padded, as HF batches), for comparison and as the
+reference the tests check the prefix path against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import Qwen2_5_VLForConditionalGeneration
+
+from onereward.reward.inputs import PixelSpec, QueryTokenizer, QueryTokens, pair_pixel_values
+from onereward.reward.processor import ImageOnlyQwen2_5_VLProcessor
+from onereward.reward.templates import NO, YES
+from onereward.tasks import get_task
+
+
+def answer_token_ids(tokenizer) -> tuple[int, int]:
+    """The ids of "Yes" and "No", each of which must be ONE token (else P(Yes) would be ill-defined)."""
+    ids = []
+    for word in (YES, NO):
+        toks = tokenizer.encode(word, add_special_tokens=False)
+        if len(toks) != 1:
+            raise ValueError(f"the reward model's tokenizer splits {word!r} into {len(toks)} tokens; it must be one")
+        ids.append(toks[0])
+    return ids[0], ids[1]
+
+
+def check_dimensions(task: str, dimensions: Sequence[str]) -> tuple[str, ...]:
+    """The requested dimensions, checked against the task's row: non-empty, no repeats, all judged for the task."""
+    row = get_task(task)
+    dims = tuple(dimensions)
+    bad = [d for d in dims if d not in row.dimensions]
+    if not dims or bad or len(set(dims)) != len(dims):
+        raise ValueError(
+            f"dimensions {list(dims)} are not a non-empty, repeat-free subset of task {task!r}'s "
+            f"{list(row.dimensions)}"
+        )
+    return dims
+
+
+def repeat_pairs(pixels: torch.Tensor, grid: torch.Tensor, repeats: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """pixel_values, grid of B pairs -> those of B * repeats sequences (row b * repeats + d holds pair b's images)."""
+    b = grid.shape[0] // 2
+    pixels = pixels.reshape(b, -1, pixels.shape[-1]).repeat_interleave(repeats, dim=0)  # (B * R, 2 * n, F)
+    return pixels.reshape(-1, pixels.shape[-1]), grid.repeat_interleave(repeats, dim=0)  # (B * R * 2 * n, F), (2BR, 3)
+
+
+class RewardModel:
+    """A Qwen2.5-VL checkpoint used as OneReward's judge (tiny or Qwen2.5-VL-7B-Instruct, same code)."""
+
+    def __init__(self, model: Qwen2_5_VLForConditionalGeneration, processor, frozen: bool = True):
+        self.model, self.processor = model, processor
+        # The Qwen2.5-VL under any wrapper (a peft LoRA model injects its layers in place, so this still trains them)
+        self.vl = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self.spec = PixelSpec.of(processor.image_processor)
+        self.queries = QueryTokenizer(processor)
+        self.yes_id, self.no_id = answer_token_ids(processor.tokenizer)
+        tok_image_id = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        if tok_image_id != self.vl.config.image_token_id:
+            raise ValueError(
+                f"the tokenizer's <|image_pad|> id {tok_image_id} is not the model config's image_token_id "
+                f"{self.vl.config.image_token_id}; load the model and processor from the same checkpoint"
+            )
+        if frozen:  # the RL reward: a fixed judge, gradients flow only to the images
+            model.requires_grad_(False).eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        frozen: bool = True,
+    ) -> RewardModel:
+        """Load a Qwen2.5-VL folder (tiny or Qwen/Qwen2.5-VL-7B-Instruct) with the image-only processor."""
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, device_map=str(device))
+        return cls(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(path), frozen=frozen)
+
+    @classmethod
+    def from_model(cls, model: Qwen2_5_VLForConditionalGeneration, processor, frozen: bool = True) -> RewardModel:
+        """Wrap an already built model (e.g. under training, with frozen=False)."""
+        return cls(model, processor, frozen=frozen)
+
+    @property
+    def device(self) -> torch.device:
+        return self.vl.lm_head.weight.device
+
+    # --- the reward contract ---
+
+    def p_yes(
+        self,
+        first: torch.Tensor,
+        second: torch.Tensor,
+        task: str,
+        dimensions: Sequence[str],
+        prompts: Sequence[str | None],
+        conditions=None,
+        naive: bool = False,
+    ) -> torch.Tensor:
+        """P("Yes": first is better than second) per pair and dimension, (B, D) float32; differentiable in `first`.
+
+        first, second: (B, 3, H, W) in [0, 1]; prompts: B user prompts (read only for text_alignment); conditions is
+        accepted for the oracle's sake and ignored.
+        """
+        logits = self.yes_no_logits(first, second, task, dimensions, prompts, naive=naive)  # (B, D, 2)
+        return logits.float().softmax(-1)[..., 0]  # (B, D)
+
+    def yes_no_logits(
+        self,
+        first: torch.Tensor,
+        second: torch.Tensor,
+        task: str,
+        dimensions: Sequence[str],
+        prompts: Sequence[str | None],
+        naive: bool = False,
+    ) -> torch.Tensor:
+        """Next-token logits of ["Yes", "No"], (B, D, 2), for training the reward model (CE on these two).
+
+        Gradients reach the parameters when they require grad (build with frozen=False), and the images always.
+        """
+        dims = check_dimensions(task, dimensions)
+        b = first.shape[0]
+        if len(prompts) != b:
+            raise ValueError(f"got {len(prompts)} prompts for {b} image pairs; pass one prompt per pair")
+        h, w = first.shape[-2:]
+        q = self.queries(task, dims, prompts, self.spec.tokens_per_image(h, w))
+        # float32 pixel maths whatever the images' dtype (the model casts pixel_values to its own dtype)
+        first, second = (x.to(self.device, torch.float32) for x in (first, second))  # (B, 3, H, W) in [0, 1]
+        pixels, grid = pair_pixel_values(first, second, self.spec)  # (2B * n, F), (2B, 3)
+        run = self._naive_logits if naive else self._prefix_logits
+        return run(pixels, grid, q, len(dims)).reshape(b, len(dims), 2)  # (B, D, 2)
+
+    # --- the two ways of computing it ---
+
+    def _answer_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(N, hidden) final hidden states -> (N, 2) [Yes, No] logits: the lm_head rows of the two answer tokens."""
+        head = self.vl.lm_head
+        rows = torch.tensor([self.yes_id, self.no_id], device=hidden.device)
+        bias = None if head.bias is None else head.bias[rows]
+        return F.linear(hidden, head.weight[rows], bias)  # (N, 2), = full lm_head logits[:, [yes, no]]
+
+    def _prefix_logits(self, pixels: torch.Tensor, grid: torch.Tensor, q: QueryTokens, d: int) -> torch.Tensor:
+        """Prefix reuse: vision + LM over the shared image prefix once per pair, then B * D suffixes on its cache."""
+        vlm, dev = self.vl.model, self.device
+        _check_cache_usable(self.model)
+        ids, mask, types = q.right_padded()  # (N, L) each, N = B * D, on the CPU
+        n, p = ids.shape[0], q.prefix_ids.shape[0]
+        seq_grid = grid.repeat_interleave(d, dim=0)  # (2N, 3) two images per sequence
+        # mRoPE positions of the full sequences (a python loop over rows in HF: cheaper on the CPU, no device syncs)
+        pos, _ = vlm.get_rope_index(ids, mm_token_type_ids=types, image_grid_thw=seq_grid, attention_mask=mask)
+        ids, mask, types, pos = (t.to(dev) for t in (ids, mask, types, pos))  # pos (3, N, L)
+        # 1. the image prefix, once per pair (rows 0, D, 2D, ... are the pairs' first dimensions)
+        out = vlm(
+            input_ids=ids[::d, :p],  # (B, P)
+            attention_mask=mask[::d, :p],  # (B, P)
+            mm_token_type_ids=types[::d, :p],  # (B, P)
+            position_ids=pos[:, ::d, :p],  # (3, B, P)
+            pixel_values=pixels,  # (2B * n, F)
+            image_grid_thw=grid.to(dev),  # (2B, 3)
+            use_cache=True,
+        )
+        cache = out.cache
+        cache.batch_repeat_interleave(d)  # (B * D, heads, P, head_dim) per layer, row b * D + d = pair b
+        # 2. the D text suffixes of every pair, against the shared cache
+        out = vlm(
+            input_ids=ids[:, p:],  # (N, S)
+            attention_mask=mask,  # (N, P + S): past + current
+            mm_token_type_ids=types[:, p:],  # (N, S) all text
+            position_ids=pos[:, :, p:],  # (3, N, S)
+            cache=cache,
+            use_cache=True,
+        )
+        # 3. each row's last real token
+        last = q.last.to(dev)  # (N,)
+        hidden = out.last_hidden_state[torch.arange(n, device=dev), last]  # (N, hidden)
+        return self._answer_logits(hidden)  # (N, 2)
+
+    def _naive_logits(self, pixels: torch.Tensor, grid: torch.Tensor, q: QueryTokens, d: int) -> torch.Tensor:
+        """The plain HF forward: every (pair, dimension) query as its own full sequence, images included."""
+        ids, mask, types = (t.to(self.device) for t in q.left_padded())  # (N, L) each
+        seq_pixels, seq_grid = repeat_pairs(pixels, grid, d)  # (2N * n, F), (2N, 3)
+        out = self.vl.model(
+            input_ids=ids,  # (N, L)
+            attention_mask=mask,  # (N, L)
+            mm_token_type_ids=types,  # (N, L)
+            pixel_values=seq_pixels,  # (2N * n, F)
+            image_grid_thw=seq_grid.to(self.device),  # (2N, 3)
+            use_cache=False,
+        )
+        return self._answer_logits(out.last_hidden_state[:, -1])  # (N, 2): left padding puts every last token at -1
+
+
+def _check_cache_usable(model: torch.nn.Module) -> None:
+    """Under gradient checkpointing in train mode HF silently drops the KV cache, which the prefix path needs."""
+    checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+    if checkpointing and model.training and torch.is_grad_enabled():
+        raise ValueError(
+            "prefix reuse needs the KV cache, which transformers drops under gradient checkpointing in train mode; "
+            "pass naive=True, or call model.eval() (dropout is 0 in Qwen2.5-VL), or disable gradient checkpointing"
+        )

@@ -1,0 +1,160 @@
+"""RewardModel.p_yes: the reward contract, prefix reuse == the naive full forward (values and gradients), gradients
+to the first image only, the same numbers as HF's own processor + forward, and the training logits."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import Qwen2_5_VLForConditionalGeneration
+
+from onereward.reward.model import RewardModel
+from onereward.reward.processor import ImageOnlyQwen2_5_VLProcessor
+from onereward.reward.templates import query_messages
+from onereward.tasks import TASKS
+
+PROMPTS = ["red circle", 'the words "AB" in blue', "a yellow triangle on stripes"]  # differing suffix lengths
+
+
+def sharpened(model):
+    """Scale the random weights up so P(Yes) varies a lot with image, text and position (at init it sits at ~0.5,
+    which would let a wrong position or a lost prefix token pass a tolerance check)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.mul_(8)
+    return model
+
+
+@pytest.fixture(scope="module")
+def sharp_rm(tiny_rm_dir):
+    rm = RewardModel.from_pretrained(tiny_rm_dir)
+    sharpened(rm.model)
+    return rm
+
+
+def images(b, size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, size, size, generator=g), torch.rand(b, 3, size, size, generator=g)
+
+
+@pytest.mark.parametrize("task", ["fill", "extend_noprompt", "removal"])
+def test_prefix_reuse_equals_naive_values_and_gradients(sharp_rm, task):
+    dims = TASKS[task].dimensions
+    first, second = images(3)
+    results = {}
+    for naive in (False, True):
+        x = first.clone().requires_grad_(True)
+        p = sharp_rm.p_yes(x, second, task, dims, PROMPTS, naive=naive)  # (B, D)
+        (p * torch.arange(1.0, 1 + p.numel()).view_as(p)).sum().backward()  # a different weight per entry
+        results[naive] = p.detach(), x.grad
+    (p_pre, g_pre), (p_naive, g_naive) = results[False], results[True]
+    assert p_pre.shape == (3, len(dims))
+    assert p_pre.max() - p_pre.min() > 0.05  # the sharpened model discriminates: the check below means something
+    torch.testing.assert_close(p_pre, p_naive, atol=1e-5, rtol=0)
+    torch.testing.assert_close(g_pre, g_naive, atol=1e-6, rtol=1e-4)
+
+
+def test_p_yes_equals_hf_processor_and_forward(sharp_rm):
+    """Our whole path (torch pixels, cached ids, prefix reuse) against HF's: processor on PIL images, full forward."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(4)]
+    t = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays]).float() / 255  # (4, 3, 64, 64)
+    dims = TASKS["fill"].dimensions
+    ours = sharp_rm.p_yes(t[0::2], t[1::2], "fill", dims, PROMPTS[:2])  # pairs (a0, a1), (a2, a3)
+    proc, model = sharp_rm.processor, sharp_rm.model
+    for b in range(2):
+        texts = [
+            proc.apply_chat_template(
+                query_messages("fill", d, PROMPTS[b] if d == "text_alignment" else None),
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+            for d in dims
+        ]
+        for i, text in enumerate(texts):
+            pil = [Image.fromarray(arrays[2 * b]), Image.fromarray(arrays[2 * b + 1])]
+            inputs = proc(text=[text], images=pil, return_tensors="pt")
+            with torch.no_grad():
+                logits = model(**inputs, logits_to_keep=1).logits[0, -1]  # (V,)
+            ref = logits[[sharp_rm.yes_id, sharp_rm.no_id]].softmax(-1)[0]
+            assert abs(ours[b, i].item() - ref.item()) < 1e-5
+
+
+def test_gradients_reach_first_image_not_parameters(tiny_rm):
+    first, second = images(2, seed=1)
+    first.requires_grad_(True)
+    p = tiny_rm.p_yes(first, second, "fill", ["structure", "aesthetics"], PROMPTS[:2])
+    assert p.shape == (2, 2) and p.dtype == torch.float32 and ((p > 0) & (p < 1)).all()
+    p.sum().backward()
+    assert (first.grad != 0).float().mean() > 0.99
+    assert not tiny_rm.model.training
+    assert all(not q.requires_grad and q.grad is None for q in tiny_rm.model.parameters())
+    assert not second.requires_grad
+
+
+def test_conditions_are_ignored_and_no_grad_works(tiny_rm):
+    first, second = images(2, seed=2)
+    with torch.no_grad():
+        a = tiny_rm.p_yes(first, second, "removal", ["removal_quality"], [None, None])
+        b = tiny_rm.p_yes(first, second, "removal", ["removal_quality"], ["x", "y"], conditions=[object(), object()])
+    assert torch.equal(a, b)  # removal's only dimension does not read the prompt
+
+
+def test_yes_no_logits_train_every_parameter(tiny_rm_dir):
+    """The reward-model trainer's entry: logits (B, D, 2) with gradients on the parameters, same on both paths."""
+    model = sharpened(Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir))
+    rm = RewardModel.from_model(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(tiny_rm_dir), frozen=False)
+    first, second = images(2, seed=3)
+    target = torch.tensor([[0, 1, 0, 1], [1, 1, 0, 0]])  # (B, D): 0 = "Yes", 1 = "No"
+    grads = {}
+    for naive in (False, True):
+        model.zero_grad()
+        logits = rm.yes_no_logits(first, second, "fill", TASKS["fill"].dimensions, PROMPTS[:2], naive=naive)
+        assert logits.shape == (2, 4, 2)
+        torch.nn.functional.cross_entropy(logits.reshape(-1, 2), target.reshape(-1)).backward()
+        grads[naive] = {n: q.grad.clone() for n, q in model.named_parameters() if q.grad is not None}
+    assert len(grads[False]) == len(list(model.parameters()))  # every parameter gets a gradient
+    assert all(g.abs().sum() > 0 for g in grads[False].values())
+    for name, g in grads[False].items():
+        torch.testing.assert_close(g, grads[True][name], atol=1e-5, rtol=1e-3, msg=name)
+
+
+def test_prefix_path_refuses_checkpointing_in_train_mode(tiny_rm_dir):
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir)
+    rm = RewardModel.from_model(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(tiny_rm_dir), frozen=False)
+    model.activation_checkpointing_enable()
+    model.train()
+    first, second = images(1)
+    with pytest.raises(ValueError, match="naive=True"):
+        rm.yes_no_logits(first, second, "fill", ["structure"], ["x"])
+    assert rm.yes_no_logits(first, second, "fill", ["structure"], ["x"], naive=True).shape == (1, 1, 2)
+
+
+def test_bad_calls_teach(tiny_rm):
+    first, second = images(2)
+    with pytest.raises(ValueError, match="subset of task 'removal'"):
+        tiny_rm.p_yes(first, second, "removal", ["structure"], ["", ""])
+    with pytest.raises(ValueError, match="subset"):
+        tiny_rm.p_yes(first, second, "fill", ["structure", "structure"], ["", ""])
+    with pytest.raises(ValueError, match="one prompt per pair"):
+        tiny_rm.p_yes(first, second, "fill", ["structure"], ["x"])
+    with pytest.raises(ValueError, match="same shape"):
+        tiny_rm.p_yes(first, second[:, :, :32], "fill", ["structure"], ["x", "y"])
+    with pytest.raises(ValueError, match="needs the user's prompt"):
+        tiny_rm.p_yes(first, second, "fill", ["text_alignment"], ["x", None])
+
+
+@pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")  # inside peft
+def test_lora_wrapped_model_trains_its_adapters(tiny_rm_dir):
+    """The reward-model trainer may wrap the VLM in peft LoRA; the wrapper's injected layers are the ones we run."""
+    from peft import LoraConfig, get_peft_model
+
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir)
+    lora = get_peft_model(model, LoraConfig(r=2, target_modules=r".*language_model.*\.(q_proj|v_proj)"))
+    rm = RewardModel.from_model(lora, ImageOnlyQwen2_5_VLProcessor.from_pretrained(tiny_rm_dir), frozen=False)
+    first, second = images(1)
+    rm.yes_no_logits(first, second, "fill", ["structure", "aesthetics"], ["x"])[..., 0].sum().backward()
+    trainable = {n: q for n, q in lora.named_parameters() if q.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    assert all(q.grad is not None for q in trainable.values())
+    assert any(q.grad.abs().sum() > 0 for n, q in trainable.items() if "lora_B" in n)  # lora_B starts at 0
