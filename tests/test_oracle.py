@@ -1,0 +1,116 @@
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from onereward.tasks import TASK_NAMES, TASKS
+from onereward.toyworld import Oracle, composite, make_conditions, score, usable
+from onereward.toyworld.oracle import THRESHOLDS, fit_shape
+from onereward.toyworld.scene import SHAPES, shape_mask
+from onereward.toyworld.variants import VARIANTS, applies, calibration, markdown
+
+N = 60  # conditions per task: GT must pass on all of them, each degradation on at most 5% (3)
+
+
+@pytest.fixture(scope="module")
+def conds():
+    return {task: make_conditions(task, N, seed=0, split="bench") for task in TASK_NAMES}
+
+
+def _usable_rate(task, conditions, variant) -> float:
+    rng = np.random.default_rng(0)
+    return float(np.mean([usable(task, score(c, VARIANTS[variant](c, rng))) for c in conditions]))
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_ground_truth_is_usable(task, conds):
+    assert _usable_rate(task, conds[task], "GT") >= 0.99
+
+
+BAD = ["grey", "noise .15", "wrong colour", "wrong shape", "wrong text", "untouched"]
+
+
+@pytest.mark.parametrize("variant", BAD)
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_degraded_outputs_are_not_usable(task, variant, conds):
+    if not applies(variant, task):
+        pytest.skip(f"{variant} does not exist for {task}")
+    assert _usable_rate(task, conds[task], variant) <= 0.05
+
+
+def test_background_only_is_right_exactly_where_it_should_be(conds):
+    # correct for extend without prompt and removal, wrong wherever something must be drawn (PILOT.md section 1)
+    for task in TASK_NAMES:
+        want = task in ("extend_noprompt", "removal")
+        assert _usable_rate(task, conds[task], "background only") == (1.0 if want else 0.0)
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_scores_cover_exactly_the_task_dimensions_in_range(task, conds):
+    rng = np.random.default_rng(1)
+    for c in conds[task][:10]:
+        for variant in ("GT", "grey", "noise .05", "blur 5x5"):
+            s = score(c, VARIANTS[variant](c, rng))
+            assert tuple(s) == TASKS[task].dimensions and set(THRESHOLDS[task]) == set(s)
+            assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in s.values())
+
+
+def test_judging_is_on_the_composite(conds):
+    c = conds["fill"][0]
+    junk = np.random.default_rng(0).random(c.target.shape).astype(np.float32)
+    raw = c.target * c.mask[..., None] + junk * (1 - c.mask[..., None])  # junk outside the mask only
+    assert score(c, raw) == score(c, c.target) == score(c, composite(c, raw))
+    with pytest.raises(ValueError, match="source is"):
+        score(c, c.target[:32])
+
+
+def test_shape_fit_tells_shapes_apart():
+    for shape in SHAPES:
+        blob = shape_mask(shape, 30.3, 31.7, 9.4, 64)
+        ious = {k: (blob & fit_shape(k, blob)).sum() / (blob | fit_shape(k, blob)).sum() for k in SHAPES}
+        assert max(ious, key=ious.get) == shape and ious[shape] > 0.95
+
+
+def _torch(images) -> torch.Tensor:
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)  # (B, 3, H, W)
+
+
+def test_oracle_p_yes_contract(conds):
+    oracle = Oracle()
+    cs = conds["fill"][:6]
+    gt, grey = _torch([c.target for c in cs]), _torch([np.full_like(c.target, 0.5) for c in cs])
+    dims = TASKS["fill"].dimensions
+    prompts = [c.prompt for c in cs]
+    p = oracle.p_yes(gt, grey, "fill", dims, prompts, cs)
+    q = oracle.p_yes(grey, gt, "fill", dims, prompts, cs)
+    assert p.shape == (6, 4) and p.dtype == torch.float32 and not p.requires_grad
+    assert torch.allclose(p + q, torch.ones_like(p), atol=1e-6)  # swapping the order flips the preference
+    ta = dims.index("text_alignment")
+    assert (p[:, ta] > 0.99).all()
+    assert torch.allclose(oracle.p_yes(gt, gt, "fill", dims, prompts, cs), torch.full((6, 4), 0.5))
+    # temperature 0.05: a score gap of 0.05 is sigmoid(1)
+    assert Oracle(temperature=0.05).temperature == 0.05
+    with pytest.raises(ValueError, match="needs the conditions"):
+        oracle.p_yes(gt, grey, "fill", dims, prompts)
+    with pytest.raises(ValueError, match="not dimensions of task"):
+        oracle.p_yes(gt, grey, "fill", ("removal_quality",), prompts, cs)
+    with pytest.raises(ValueError, match="one task per call"):
+        oracle.p_yes(gt, grey, "removal", ("removal_quality",), prompts, cs)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        oracle.p_yes(gt, grey, "fill", dims, prompts[:2], cs)
+
+
+def test_scoring_1000_images_is_fast(conds):
+    cs = (conds["fill"] + conds["text"] + conds["extend"]) * 6  # 1080 images of the slowest tasks
+    t0 = time.perf_counter()
+    for c in cs[:1000]:
+        score(c, c.target)
+    assert time.perf_counter() - t0 < 10
+
+
+def test_calibration_table_renders():
+    table = calibration(n=4, variants=("GT", "grey", "wrong shape"))
+    assert table["fill"]["GT"] == 100.0 and table["removal"]["wrong shape"] is None
+    md = markdown(table)
+    assert md.splitlines()[0] == "| task | GT | grey | wrong shape |" and "| removal | 100 | 0 | - |" in md
