@@ -26,6 +26,13 @@ app = typer.Typer(
 
 # --- command registrations (one block per area) ---
 # --- toyworld ---
+from onereward.toyworld.commands import score as score_command  # noqa: E402
+from onereward.toyworld.commands import world as world_command  # noqa: E402
+from onereward.toyworld.commands import world_grid as world_grid_command  # noqa: E402
+
+app.command("world")(world_command)
+app.command("score")(score_command)
+app.command("world-grid")(world_grid_command)
 # --- fill model ---
 from onereward.models.commands import build_tiny_flux_command, fill_command  # noqa: E402
 
@@ -41,9 +48,10 @@ from onereward.rl.commands import refs_command, train_command  # noqa: E402
 app.command("train")(train_command)
 app.command("refs")(refs_command)
 # --- eval / demo ---
-from onereward.eval.commands import report  # noqa: E402
+from onereward.eval.commands import eval_command, report  # noqa: E402
 
 app.command("report")(report)
+app.command("eval")(eval_command)
 
 
 def main() -> None:

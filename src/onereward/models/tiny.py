@@ -58,6 +58,8 @@ class TinyPreset:
 PRESETS: dict[str, TinyPreset] = {
     "test": TinyPreset((8, 16, 32, 32), 16, 4, 2, 16, (4, 6, 6), 1, 2, 32, 32),
     "toy": TinyPreset((16, 32, 32), 4, 4, 4, 16, (4, 6, 6), 2, 4, 32, 64),
+    # bench/rl_memory.py: a transformer large enough (~50M params) that model copies dominate process memory
+    "bench": TinyPreset((16, 32, 32), 4, 4, 8, 64, (16, 24, 24), 4, 8, 32, 64),
 }
 
 
