@@ -232,3 +232,26 @@ def test_data_parallel_on_two_processes(tiny_fill_dir, tiny_rm_dir, tmp_path):
     before = weights(FluxTransformer2DModel.from_pretrained(tiny_fill_dir / "transformer"))
     after = weights(FluxTransformer2DModel.from_pretrained(out / "policy" / "transformer"))
     assert any(not torch.equal(before[n], after[n]) for n in before)
+
+
+def test_reference_cache_gives_the_same_training_as_live_rollouts(tiny_fill_dir, tiny_rm, tmp_path):
+    from onereward.rl.trainer import build_ref_cache
+
+    cfg = config(tiny_fill_dir, "unused", tmp_path / "live", "data.pool_size=2", "log.image_every=0")
+    live = train(cfg, reward=tiny_rm)
+    build_ref_cache(cfg, tmp_path / "refs")
+    cached_cfg = config(
+        tiny_fill_dir,
+        "unused",
+        tmp_path / "cached",
+        "data.pool_size=2",
+        "log.image_every=0",
+        f"data.ref_cache={tmp_path / 'refs'}",
+    )
+    cached = train(cached_cfg, reward=tiny_rm)
+    a = load_file(checkpoint.latest(live / "checkpoints") / "policy.safetensors")
+    b = load_file(checkpoint.latest(cached / "checkpoints") / "policy.safetensors")
+    start = weights(FluxTransformer2DModel.from_pretrained(tiny_fill_dir / "transformer"))
+    assert any(not torch.equal(a[k], start[k]) for k in a)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)

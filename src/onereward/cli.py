@@ -48,10 +48,12 @@ from onereward.rl.commands import refs_command, train_command  # noqa: E402
 app.command("train")(train_command)
 app.command("refs")(refs_command)
 # --- eval / demo ---
-from onereward.eval.commands import eval_command, report  # noqa: E402
+from onereward.eval.commands import benchmark_command, demo_command, eval_command, report  # noqa: E402
 
 app.command("report")(report)
 app.command("eval")(eval_command)
+app.command("benchmark")(benchmark_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:

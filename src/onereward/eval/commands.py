@@ -82,3 +82,39 @@ def _quiet_libraries() -> None:
     for lib in (diffusers, transformers):
         lib.utils.logging.disable_progress_bar()
         lib.utils.logging.set_verbosity_error()
+
+
+def benchmark_command(
+    out: Annotated[Path, typer.Option("--out", help="folder to write the toy benchmark into")],
+    size: Annotated[int, typer.Option(help="image side in pixels")] = 64,
+    seed: Annotated[int, typer.Option(help="seed of the benchmark's scenes (split 'bench', never trained on)")] = 0,
+    counts: Annotated[
+        str | None, typer.Option(help="items per task, e.g. fill=4,text=2 (default: the paper's composition)")
+    ] = None,
+) -> None:
+    """Build the held-out toy benchmark: 130 fill (30 of them text), 200 extend (half without prompt), 100 removal."""
+    from onereward.errors import UserError
+    from onereward.eval.benchmark import toy_benchmark
+
+    parsed = None
+    if counts:
+        try:
+            parsed = {k.strip(): int(v) for k, v in (part.split("=") for part in counts.split(","))}
+        except ValueError:
+            raise UserError(f"--counts {counts!r}: write task=N pairs joined by commas, e.g. fill=4,text=2") from None
+    typer.echo(f"benchmark: {toy_benchmark(out, size=size, seed=seed, counts=parsed)}")
+
+
+def demo_command(
+    out: Annotated[Path, typer.Option(help="run folder (a rerun continues where the last one stopped)")] = Path(
+        "runs/demo"
+    ),
+    seed: Annotated[int, typer.Option(help="seed of every stage")] = 0,
+    quick: Annotated[
+        bool, typer.Option(help="tiny budgets everywhere: a smoke run of the mechanics, not results")
+    ] = False,
+) -> None:
+    """The whole system on the embedded default: world, base model, preferences, reward model, RL x2, eval, report."""
+    from onereward.demo import run
+
+    run(out, seed=seed, quick=quick)

@@ -73,15 +73,20 @@ class FrozenReference:
     algorithm = "standard"
     cacheable = True  # its images depend only on (condition, eps1), so `onereward refs` may precompute them
 
-    def __init__(self, policy: nn.Module, tau: float):
+    def __init__(self, policy: nn.Module, tau: float, cached: bool = False):
         self._policy = policy
         self._lora = _is_lora(policy)
-        # Full fine-tuning keeps a frozen copy; LoRA runs the policy itself with its adapters disabled.
-        self._frozen = None if self._lora else copy.deepcopy(policy).requires_grad_(False).eval()
+        self._cached = cached
+        # Full fine-tuning keeps a frozen copy, unless every reference image comes from the cache (`onereward refs`):
+        # then no copy is held at all. LoRA runs the policy itself with its adapters disabled.
+        keep = not self._lora and not cached
+        self._frozen = copy.deepcopy(policy).requires_grad_(False).eval() if keep else None
         self.ema = EMA(trainable(policy), tau)
 
     @contextmanager
     def model(self) -> Iterator[nn.Module]:
+        if self._cached:
+            raise RuntimeError("this reference serves cached images only (data.ref_cache); it holds no model")
         if self._frozen is not None:
             yield self._frozen
             return
@@ -149,5 +154,10 @@ class EMAReference:
             s.copy_(state["ema"][n])
 
 
-def make_reference(algorithm: str, policy: nn.Module, tau: float) -> FrozenReference | EMAReference:
-    return {"standard": FrozenReference, "dynamic": EMAReference}[algorithm](policy, tau)
+def make_reference(
+    algorithm: str, policy: nn.Module, tau: float, cached: bool = False
+) -> FrozenReference | EMAReference:
+    """The Reference of `algorithm`; `cached` (standard only) means its images come from `onereward refs`."""
+    if algorithm == "standard":
+        return FrozenReference(policy, tau, cached=cached)
+    return EMAReference(policy, tau)

@@ -124,7 +124,8 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     # --- models: policy, reference, reward ---
     fill = load_policy(cfg, acc.device)
     reward = reward if reward is not None else load_reward(cfg, acc.device)
-    reference = make_reference(cfg.train.algorithm, fill.transformer, cfg.train.ema_tau)
+    cached = bool(cfg.data.ref_cache) and cfg.train.algorithm == "standard"
+    reference = make_reference(cfg.train.algorithm, fill.transformer, cfg.train.ema_tau, cached=cached)
     params = [p for _, p in trainable(fill.transformer)]
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     warmup = max(1, cfg.train.warmup_steps)
@@ -133,7 +134,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     unwrapped = acc.unwrap_model(policy)
     keep = dimension_gate(cfg)
     pool = pool if pool is not None else make_pool(cfg)
-    cache = RefCache.open(cfg.data.ref_cache) if cfg.data.ref_cache and reference.cacheable else None
+    cache = RefCache.open(cfg.data.ref_cache) if cached else None
     logger = RunLogger(out, acc.is_main_process)
 
     state = RunState()
@@ -233,7 +234,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
         # --- what users watch ---
         t_end = time.perf_counter()
         scalars = {
-            "loss": float(loss),
+            "loss": float(loss.detach()),
             "lr": scheduler.get_last_lr()[0],
             "nan_skipped": state.nan_skipped,
             "stop_step": k,
@@ -250,7 +251,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             logger.scalars(state.step, scalars)
         if cfg.log.image_every and state.step % cfg.log.image_every == 0:
             logger.grid(state.step, src, msk, x_ref, image.detach())
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         if state.step % cfg.log.save_every == 0 or state.step == cfg.train.steps:
             save_checkpoint(out / "checkpoints", unwrapped, optimizer, scheduler, reference, state, cfg, acc)
     bar.close()

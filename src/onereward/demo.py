@@ -1,0 +1,233 @@
+"""`onereward demo`: the whole system on the embedded default, stage by stage, each stage cached.
+
+Every stage is an ordinary `onereward` command run in its own process (so a user can rerun any one of them by hand,
+and so each stage's peak memory is measured on its own: the child's max RSS from wait4). A stage that finished
+leaves `stages/<name>.json` (its command, seconds, peak MB); a rerun skips it, so `make demo` after an interruption
+continues where it stopped. At the end the results of every stage are merged into `results.json` and the report is
+written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from onereward.errors import UserError
+from onereward.io import load_json, save_json
+
+
+@dataclass
+class Stage:
+    name: str  # key in results.json's timings / peak_memory_mb
+    title: str  # what the user reads
+    args: Callable[[Path], list[str]]  # the onereward command line, given the run folder
+    done: Callable[[Path], bool]  # the stage's own output exists (besides its marker)
+
+
+def _exists(*parts: str) -> Callable[[Path], bool]:
+    return lambda out: (out.joinpath(*parts)).exists()
+
+
+def stages(seed: int, quick: bool) -> list[Stage]:
+    """The demo's stages in order. `quick` shrinks every budget (a smoke run for tests, not for results)."""
+    q = quick
+    pretrain_s = "20" if q else "240"
+    rl_steps = "4" if q else "150"
+    bench = ["--counts", "fill=4,text=2,extend=2,extend_noprompt=2,removal=2"] if q else []
+    return [
+        Stage(
+            "world",
+            "build the held-out toy benchmark",
+            lambda o: ["benchmark", "--out", str(o / "eval" / "benchmark"), "--seed", str(seed), *bench],
+            _exists("eval", "benchmark", "benchmark.json"),
+        ),
+        Stage(
+            "pretrain",
+            "pretrain the tiny base fill model (VAE + transformer)",
+            lambda o: ["pretrain", "--out", str(o / "models" / "base"), "--seconds", pretrain_s, "--seed", str(seed)],
+            _exists("models", "base", "model_index.json"),
+        ),
+        Stage(
+            "collect",
+            "collect preferences with the simulated annotators",
+            lambda o: [
+                "collect",
+                "--model",
+                str(o / "models" / "base"),
+                "--out",
+                str(o / "prefs"),
+                "--seed",
+                str(seed),
+                *(["--conditions", "8"] if q else []),
+            ],
+            _exists("prefs", "pairs.jsonl"),
+        ),
+        Stage(
+            "train_reward",
+            "train the reward model",
+            lambda o: [
+                "train-reward",
+                "--prefs",
+                str(o / "prefs"),
+                "--out",
+                str(o / "models" / "reward"),
+                "--seed",
+                str(seed),
+                *(["--steps", "4"] if q else []),
+            ],
+            _exists("models", "reward", "config.json"),
+        ),
+        Stage(
+            "eval_reward",
+            "measure the reward model's held-out accuracy",
+            lambda o: [
+                "eval-reward",
+                "--model",
+                str(o / "models" / "reward"),
+                "--prefs",
+                str(o / "prefs"),
+                "--out",
+                str(o / "reward_accuracy.json"),
+            ],
+            _exists("reward_accuracy.json"),
+        ),
+        *[
+            Stage(
+                f"rl_{name}",
+                f"OneReward RL, {alg} (Algorithm {1 if alg == 'standard' else 2})",
+                lambda o, alg=alg, name=name: [
+                    "train",
+                    "--preset",
+                    "toy",
+                    "--set",
+                    f"model.policy={o / 'models' / 'base'}",
+                    "--set",
+                    f"model.reward={o / 'models' / 'reward'}",
+                    "--set",
+                    f"model.reward_accuracy={o / 'reward_accuracy.json'}",
+                    "--set",
+                    f"train.algorithm={alg}",
+                    "--set",
+                    f"train.steps={rl_steps}",
+                    "--set",
+                    f"train.seed={seed}",
+                    "--set",
+                    f"log.out={o / 'rl' / name}",
+                    *(["--set", "log.eval_every=2"] if q else []),
+                ],
+                _exists("rl", name, "policy"),
+            )
+            for alg, name in (("standard", "onereward"), ("dynamic", "onereward_dynamic"))
+        ],
+        Stage(
+            "eval",
+            "evaluate every model on the benchmark",
+            lambda o: [
+                "eval",
+                "--benchmark",
+                str(o / "eval" / "benchmark"),
+                "--out",
+                str(o),
+                "--seed",
+                str(seed),
+                "--model",
+                f"base={o / 'models' / 'base'}",
+                "--model",
+                f"onereward={o / 'models' / 'base'}:transformer={_released(o, 'onereward')}",
+                "--model",
+                f"onereward_dynamic={o / 'models' / 'base'}:transformer={_released(o, 'onereward_dynamic')}",
+                "--model",
+                "opencv=opencv",
+            ],
+            _exists("eval", "results.json"),
+        ),
+    ]
+
+
+def _released(out: Path, name: str) -> Path:
+    """The released checkpoint of an RL run: the best held-out evaluation if there was one, else the last step."""
+    best = out / "rl" / name / "best" / "transformer"
+    return best if best.is_dir() else out / "rl" / name / "policy" / "transformer"
+
+
+def run_stage(stage: Stage, out: Path, index: int, total: int) -> dict:
+    """Run one stage as a child process; returns {seconds, peak_mb}. Raises UserError if it fails."""
+    marker = out / "stages" / f"{stage.name}.json"
+    if marker.is_file() and stage.done(out):
+        info = load_json(marker)
+        print(f"[{index}/{total}] {stage.title}: cached ({info['seconds']:.0f} s)", flush=True)
+        return info
+    args = stage.args(out)
+    print(f"[{index}/{total}] {stage.title}: onereward {' '.join(args)}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "onereward.cli", *args])
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise UserError(f"stage {stage.name} failed (exit {code}); fix the cause and rerun: finished stages are kept")
+    info = {"command": ["onereward", *args], "seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+    save_json(marker, info)
+    print(f"[{index}/{total}] {stage.title}: done in {seconds:.0f} s, peak {info['peak_mb']:.0f} MB", flush=True)
+    return info
+
+
+def run(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = stages(seed, quick)
+    infos = {s.name: run_stage(s, out, i, len(plan)) for i, s in enumerate(plan, start=1)}
+    results = collect_results(out, infos, seed)
+    save_json(out / "results.json", results)
+    from onereward.eval.report import write_report
+
+    report = write_report(out)
+    print(summary_table(results))
+    print(f"report: {report}\nresults: {out / 'results.json'}")
+    return out
+
+
+def collect_results(out: Path, infos: dict[str, dict], seed: int) -> dict:
+    """Merge every stage's measured output into the results.json schema (eval/tables.py documents it)."""
+    results = load_json(out / "eval" / "results.json")
+    accuracy = load_json(out / "reward_accuracy.json")
+    results["reward_accuracy"] = accuracy["reward_accuracy"]
+    if "reward_accuracy_detail" in accuracy:
+        results["reward_accuracy_detail"] = accuracy["reward_accuracy_detail"]
+    results["timings"] = {k: round(v["seconds"], 1) for k, v in infos.items()}
+    results["peak_memory_mb"] = {k: round(v["peak_mb"], 1) for k, v in infos.items()}
+    results["models"] = {
+        "base": "models/base",
+        "reward": "models/reward",
+        "onereward": str(_released(out, "onereward").relative_to(out)),
+        "onereward_dynamic": str(_released(out, "onereward_dynamic").relative_to(out)),
+    }
+    results["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform(terse=True)}"
+    results["date"] = date.today().isoformat()
+    results["seeds"] = {"demo": seed}
+    return results
+
+
+def summary_table(results: dict) -> str:
+    """Usability per model x task, as a short terminal table."""
+    use = results.get("usability", {})
+    tasks = sorted({t for per in use.values() for t in per})
+    lines = ["model".ljust(20) + "".join(t[:15].rjust(16) for t in tasks)]
+    for model, per in use.items():
+        lines.append(model.ljust(20) + "".join(f"{100 * per[t]:15.1f}%" if t in per else " " * 16 for t in tasks))
+    return "\n".join(lines)
+
+
+def load_results(out: Path) -> dict:
+    path = out / "results.json"
+    if not path.is_file():
+        raise UserError(f"{out}: no results.json; run `onereward demo --out {out}` first")
+    return json.loads(path.read_text())
