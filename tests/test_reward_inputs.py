@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from transformers import Qwen2_5_VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from onereward.reward.inputs import PixelSpec, QueryTokenizer, pair_pixel_values, pixel_values
 from onereward.reward.processor import ImageOnlyQwen2_5_VLProcessor
 from onereward.reward.templates import query_messages
-from onereward.reward.tiny import QWEN2_VL_CHAT_TEMPLATE, build_tokenizer
+from onereward.reward.tiny import QWEN2_VL_CHAT_TEMPLATE, build_tokenizer, qwen25_vl_7b_config
 
 FILL_DIMS = ["text_alignment", "consistency", "structure", "aesthetics"]
 
@@ -102,46 +102,9 @@ def test_token_ids_match_the_processor(proc):
     assert int((tokens.prefix_ids == tokens.image_token_id).sum()) == 2 * 16  # two 64x64 images, 16 tokens each
 
 
-def seven_b_config() -> Qwen2_5_VLConfig:
-    """Qwen/Qwen2.5-VL-7B-Instruct's config.json, as transformers 5 spells it."""
-    return Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=152064,
-            hidden_size=3584,
-            intermediate_size=18944,
-            num_hidden_layers=28,
-            num_attention_heads=28,
-            num_key_value_heads=4,
-            max_position_embeddings=128000,
-            rms_norm_eps=1e-6,
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-            bos_token_id=151643,
-            eos_token_id=151645,
-        ),
-        vision_config=dict(
-            depth=32,
-            hidden_size=1280,
-            intermediate_size=3420,
-            num_heads=16,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            window_size=112,
-            out_hidden_size=3584,
-            fullatt_block_indexes=[7, 15, 23, 31],
-            tokens_per_second=2,
-        ),
-        image_token_id=151655,
-        video_token_id=151656,
-        vision_start_token_id=151652,
-        vision_end_token_id=151653,
-        tie_word_embeddings=False,
-    )
-
-
 def test_input_building_on_the_7b_config_meta_device():
     with torch.device("meta"):
-        model = Qwen2_5_VLForConditionalGeneration(seven_b_config())
+        model = Qwen2_5_VLForConditionalGeneration(qwen25_vl_7b_config())
     n_params = sum(p.numel() for p in model.parameters())
     assert 8.2e9 < n_params < 8.4e9, n_params
     # The 7B's image processor is Qwen2-VL's default (patch 14, merge 2); the text is our tokenizer's (the 7B's own

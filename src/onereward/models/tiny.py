@@ -276,15 +276,30 @@ def build_meta_pipeline():
 
     For checking our conditioning, packing and call shapes against the real architecture without weights.
     """
+    return build_fullsize_pipeline("meta")
+
+
+def build_fullsize_pipeline(device: str | torch.device = "meta", dtype: torch.dtype | None = None):
+    """FLUX.1-Fill-dev's architecture (transformer, VAE, CLIP-L, T5-XXL) built on `device` with random weights.
+
+    On "meta" it costs nothing (shape checks); on a GPU with dtype=bfloat16 it is the full-size model for cost
+    benchmarks (bench/gpu_fullsize.py). The tokenizers are the tiny ones (the real ones need a download).
+    """
     from diffusers import AutoencoderKL, FluxFillPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
     tok, tok2 = _clip_tokenizer(TOY_WORDS), _t5_tokenizer(TOY_WORDS)
-    with torch.device("meta"):
-        transformer = FluxTransformer2DModel(**REAL_TRANSFORMER)
-        vae = AutoencoderKL(**REAL_VAE)
-        clip = CLIPTextModel(CLIPTextConfig(**REAL_CLIP, bos_token_id=0, eos_token_id=1, pad_token_id=1))
-        t5 = T5EncoderModel(T5Config(**REAL_T5))
+    previous = torch.get_default_dtype()
+    if dtype is not None:
+        torch.set_default_dtype(dtype)  # build straight into dtype: a float32 12B model would not fit beside it
+    try:
+        with torch.device(device):
+            transformer = FluxTransformer2DModel(**REAL_TRANSFORMER)
+            vae = AutoencoderKL(**REAL_VAE)
+            clip = CLIPTextModel(CLIPTextConfig(**REAL_CLIP, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+            t5 = T5EncoderModel(T5Config(**REAL_T5))
+    finally:
+        torch.set_default_dtype(previous)
     return FluxFillPipeline(
         scheduler=_flux_scheduler(),
         vae=vae,

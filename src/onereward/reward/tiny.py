@@ -178,6 +178,51 @@ def tiny_config(tok: Qwen2Tokenizer, preset: str = "test") -> Qwen2_5_VLConfig:
     )
 
 
+def qwen25_vl_7b_config(tok: Qwen2Tokenizer | None = None) -> Qwen2_5_VLConfig:
+    """Qwen/Qwen2.5-VL-7B-Instruct's architecture (its config.json as transformers 5 spells it), about 8.3B params.
+
+    With `tok`, the special-token ids are that tokenizer's (random-weight benchmarks use the tiny tokenizer, whose ids
+    differ from the 7B's; the layout and compute are the same), else the 7B's own ids.
+    """
+    ids = tok.convert_tokens_to_ids if tok is not None else None
+    special = {
+        "image_token_id": ("<|image_pad|>", 151655),
+        "video_token_id": ("<|video_pad|>", 151656),
+        "vision_start_token_id": ("<|vision_start|>", 151652),
+        "vision_end_token_id": ("<|vision_end|>", 151653),
+    }
+    return Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=152064,
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            max_position_embeddings=128000,
+            rms_norm_eps=1e-6,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
+            bos_token_id=151643,
+            eos_token_id=ids("<|im_end|>") if ids else 151645,
+        ),
+        vision_config=dict(
+            depth=32,
+            hidden_size=1280,
+            intermediate_size=3420,
+            num_heads=16,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=112,
+            out_hidden_size=3584,
+            fullatt_block_indexes=[7, 15, 23, 31],
+            tokens_per_second=2,
+        ),
+        **{k: (ids(name) if ids else real) for k, (name, real) in special.items()},
+        tie_word_embeddings=False,
+    )
+
+
 def build_tiny_qwen_vl(out_dir: str | Path, preset: str = "test", seed: int = 0, overwrite: bool = False) -> Path:
     """Build a randomly initialised tiny Qwen2.5-VL and its processor; save both to `out_dir` and return it."""
     out = Path(out_dir)

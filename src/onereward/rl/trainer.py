@@ -66,7 +66,11 @@ def load_policy(cfg: Config, device):
     """The fill model whose transformer becomes the policy (full fine-tuning, or LoRA adapters only)."""
     from onereward.models.fill import FillModel
 
-    fill = FillModel.from_pretrained(cfg.model.policy, device=device)
+    return prepare_policy(FillModel.from_pretrained(cfg.model.policy, device=device), cfg)
+
+
+def prepare_policy(fill, cfg: Config):
+    """Make fill.transformer trainable as cfg says: all of it, or LoRA adapters only; gradient checkpointing."""
     net = fill.transformer
     if cfg.model.lora_rank > 0:
         from peft import LoraConfig
@@ -112,8 +116,12 @@ def make_pool(cfg: Config) -> ConditionPool:
     return toy_pool(cfg.data.pool_size, cfg.sampling.size, cfg.train.seed, split="rl")
 
 
-def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | None = None) -> Path:
-    """Run OneReward RL; returns the run folder. `reward`/`pool` may be given (tests), else built from cfg."""
+def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | None = None, fill=None) -> Path:
+    """Run OneReward RL; returns the run folder.
+
+    `reward`, `pool` and `fill` may be given already built (tests, benchmarks), else they are loaded from cfg. A given
+    `fill` is made trainable here (prepare_policy), exactly as a loaded one.
+    """
     from accelerate import Accelerator
 
     cfg.check()
@@ -122,7 +130,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     torch.manual_seed(cfg.train.seed)
 
     # --- models: policy, reference, reward ---
-    fill = load_policy(cfg, acc.device)
+    fill = prepare_policy(fill, cfg) if fill is not None else load_policy(cfg, acc.device)
     reward = reward if reward is not None else load_reward(cfg, acc.device)
     cached = bool(cfg.data.ref_cache) and cfg.train.algorithm == "standard"
     reference = make_reference(cfg.train.algorithm, fill.transformer, cfg.train.ema_tau, cached=cached)
@@ -442,7 +450,7 @@ class RefCache:
         return torch.stack([self.images[i] for i in ids])  # (B, 3, H, W)
 
 
-def build_ref_cache(cfg: Config, out: str | Path, batch_size: int = 16) -> Path:
+def build_ref_cache(cfg: Config, out: str | Path, batch_size: int = 16, fill=None, pool=None) -> Path:
     """Compute the frozen reference's image of every pool condition; each process takes every n-th condition."""
     from accelerate import Accelerator
     from safetensors.torch import save_file
@@ -452,8 +460,8 @@ def build_ref_cache(cfg: Config, out: str | Path, batch_size: int = 16) -> Path:
 
     cfg.check()
     acc = Accelerator(cpu=not torch.cuda.is_available())
-    fill = FillModel.from_pretrained(cfg.model.policy, device=acc.device)
-    pool = make_pool(cfg)
+    fill = fill if fill is not None else FillModel.from_pretrained(cfg.model.policy, device=acc.device)
+    pool = pool if pool is not None else make_pool(cfg)
     ids = pool.ids()[acc.process_index :: acc.num_processes]
     images: dict[str, torch.Tensor] = {}
     for i in tqdm(range(0, len(ids), batch_size), desc="reference images", disable=not acc.is_main_process):
