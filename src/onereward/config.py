@@ -28,6 +28,7 @@ class ModelConfig:
     lora_alpha: float = 0.0  # LoRA alpha; 0 means "same as the rank"
     gradient_checkpointing: bool = False  # recompute activations in the grad-carrying call (policy and reward model)
     mixed_precision: str = "no"  # "no" | "bf16" | "fp16": accelerate's autocast; bf16 is the GPU setting
+    fsdp: bool = False  # shard the policy over all processes with torch FSDP2 (else: DDP replicas via accelerate)
 
 
 @dataclass

@@ -63,6 +63,11 @@ class EMA:
         self.shadow = [state[n].clone().float() for n in self.names]
 
 
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A frozen, independent copy (the default; a sharded policy passes its own way of copying)."""
+    return copy.deepcopy(module).requires_grad_(False).eval()
+
+
 def _is_lora(module: nn.Module) -> bool:
     return any("lora_" in n for n, _ in trainable(module))
 
@@ -73,14 +78,14 @@ class FrozenReference:
     algorithm = "standard"
     cacheable = True  # its images depend only on (condition, eps1), so `onereward refs` may precompute them
 
-    def __init__(self, policy: nn.Module, tau: float, cached: bool = False):
+    def __init__(self, policy: nn.Module, tau: float, cached: bool = False, copy_module=None):
         self._policy = policy
         self._lora = _is_lora(policy)
         self._cached = cached
         # Full fine-tuning keeps a frozen copy, unless every reference image comes from the cache (`onereward refs`):
         # then no copy is held at all. LoRA runs the policy itself with its adapters disabled.
         keep = not self._lora and not cached
-        self._frozen = copy.deepcopy(policy).requires_grad_(False).eval() if keep else None
+        self._frozen = (copy_module or frozen_copy)(policy) if keep else None
         self.ema = EMA(trainable(policy), tau)
 
     @contextmanager
@@ -116,7 +121,7 @@ class EMAReference:
     algorithm = "dynamic"
     cacheable = False
 
-    def __init__(self, policy: nn.Module, tau: float):
+    def __init__(self, policy: nn.Module, tau: float, copy_module=None):
         self._policy = policy
         self._lora = _is_lora(policy)
         names = [n for n, _ in trainable(policy)]
@@ -126,7 +131,7 @@ class EMAReference:
             self._copy = None
         else:
             # The reference module's own parameters ARE the EMA (updated in place): two models in memory, not three.
-            self._copy = copy.deepcopy(policy).requires_grad_(False).eval()
+            self._copy = (copy_module or frozen_copy)(policy)
             params = dict(self._copy.named_parameters())
             self.ema = EMA([(n, params[n]) for n in names], tau)
             self.ema.shadow = [params[n].data for n in names]  # alias: updating the shadow updates the module
@@ -155,9 +160,10 @@ class EMAReference:
 
 
 def make_reference(
-    algorithm: str, policy: nn.Module, tau: float, cached: bool = False
+    algorithm: str, policy: nn.Module, tau: float, cached: bool = False, copy_module=None
 ) -> FrozenReference | EMAReference:
-    """The Reference of `algorithm`; `cached` (standard only) means its images come from `onereward refs`."""
+    """The Reference of `algorithm`; `cached` (standard only) means its images come from `onereward refs`;
+    `copy_module` makes the model copy a full fine-tuning run needs (default: a frozen deepcopy)."""
     if algorithm == "standard":
-        return FrozenReference(policy, tau, cached=cached)
-    return EMAReference(policy, tau)
+        return FrozenReference(policy, tau, cached=cached, copy_module=copy_module)
+    return EMAReference(policy, tau, copy_module=copy_module)

@@ -22,6 +22,7 @@ from onereward.config import Config, from_dict
 from onereward.errors import UserError
 from onereward.rl.data import ConditionPool, folder_pool, seed_of, step_generator, toy_pool
 from onereward.rl.loss import composite, hinge_loss
+from onereward.rl.parallel import make_strategy
 from onereward.rl.reference import make_reference, trainable
 from onereward.tasks import NEGATIVE_PROMPT, TASKS
 
@@ -132,13 +133,17 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     # --- models: policy, reference, reward ---
     fill = prepare_policy(fill, cfg) if fill is not None else load_policy(cfg, acc.device)
     reward = reward if reward is not None else load_reward(cfg, acc.device)
+    strategy = make_strategy(acc, cfg.model.fsdp, cfg.model.mixed_precision)
+    strategy.shard(fill.transformer)  # FSDP: sharded from here on; DDP: unchanged until prepare
     cached = bool(cfg.data.ref_cache) and cfg.train.algorithm == "standard"
-    reference = make_reference(cfg.train.algorithm, fill.transformer, cfg.train.ema_tau, cached=cached)
+    reference = make_reference(
+        cfg.train.algorithm, fill.transformer, cfg.train.ema_tau, cached=cached, copy_module=strategy.copy_module
+    )
     params = [p for _, p in trainable(fill.transformer)]
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     warmup = max(1, cfg.train.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    policy, optimizer, scheduler = acc.prepare(fill.transformer, optimizer, scheduler)
+    policy, optimizer, scheduler = strategy.prepare(fill.transformer, optimizer, scheduler)
     unwrapped = acc.unwrap_model(policy)
     keep = dimension_gate(cfg)
     pool = pool if pool is not None else make_pool(cfg)
@@ -147,13 +152,17 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
 
     state = RunState()
     if resume:
-        state = restore(out / "checkpoints", unwrapped, optimizer, scheduler, reference, cfg)
+        state = restore(out / "checkpoints", unwrapped, optimizer, scheduler, reference, cfg, strategy)
     elif checkpoint.latest(out / "checkpoints") is not None:
         raise UserError(f"{out} already holds checkpoints; pass --resume to continue, or choose another log.out")
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        run = {"num_processes": acc.num_processes, "distributed_type": str(acc.distributed_type)}
+        run = {
+            "num_processes": acc.num_processes,
+            "distributed_type": str(acc.distributed_type),
+            "strategy": strategy.name,
+        }
         (out / "run.json").write_text(json.dumps(run, indent=2))
 
     lo, hi = cfg.stop_range()
@@ -185,7 +194,8 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
         # --- policy rollout: from a different noise eps2, no grad, to a random step k ---
         t_pol = time.perf_counter()
         eps2 = fill.initial_noise(len(batch.ids), *size, g)  # (B, L, 4C)
-        k = int(torch.randint(lo, hi + 1, (1,), generator=g))
+        # one stop step for all processes: a sharded policy all-gathers in every call, so call counts must agree
+        k = int(torch.randint(lo, hi + 1, (1,), generator=step_generator(cfg.train.seed, state.step, -1)))
         sigmas = fill.sigmas(s.steps, cond.shape[1])  # (steps + 1,)
         x_t, sigma_t = fill.rollout(eps2, cond, embeds, sigmas, k, neg, s.true_cfg, s.guidance, unwrapped, size)
 
@@ -222,10 +232,8 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
         # --- update: skip non-finite steps everywhere at once, clip, step, move the reference ---
         t_upd = time.perf_counter()
         acc.backward(loss)
-        finite = torch.tensor(
-            float(torch.isfinite(loss) and all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params)),
-            device=acc.device,
-        )
+        ok = bool(torch.isfinite(loss)) and all(p.grad is None or _finite(p.grad) for p in params)
+        finite = torch.tensor(float(ok), device=acc.device)
         if acc.reduce(finite, reduction="sum").item() < acc.num_processes:
             optimizer.zero_grad(set_to_none=True)
             state.nan_skipped += 1
@@ -254,18 +262,17 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             **rewards,
         }
         if cfg.log.eval_every and state.step % cfg.log.eval_every == 0:
-            scalars.update(evaluate_held_out(fill, unwrapped, cfg, state, out, acc))
+            scalars.update(evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy))
         if state.step % cfg.log.log_every == 0:
             logger.scalars(state.step, scalars)
         if cfg.log.image_every and state.step % cfg.log.image_every == 0:
             logger.grid(state.step, src, msk, x_ref, image.detach())
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         if state.step % cfg.log.save_every == 0 or state.step == cfg.train.steps:
-            save_checkpoint(out / "checkpoints", unwrapped, optimizer, scheduler, reference, state, cfg, acc)
+            save_checkpoint(out / "checkpoints", unwrapped, optimizer, scheduler, reference, state, cfg, acc, strategy)
     bar.close()
 
-    if acc.is_main_process:
-        export(out, fill, unwrapped, reference, cfg)
+    export(out, unwrapped, reference, cfg, strategy, acc.is_main_process)
     logger.close()
     acc.wait_for_everyone()  # gloo teardown aborts about one run in five without it (NOTES.md section 5)
     acc.end_training()
@@ -275,12 +282,15 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
 # --- held-out evaluation during training (toy world: the oracle judges) ---
 
 
-def evaluate_held_out(fill, net, cfg: Config, state: RunState, out: Path, acc) -> dict[str, float]:
-    """Oracle usability per task on held-out conditions (split "val", never the benchmark's); keeps the best."""
+def evaluate_held_out(fill, net, cfg: Config, state: RunState, out: Path, acc, strategy) -> dict[str, float]:
+    """Oracle usability per task on held-out conditions (split "val", never the benchmark's); keeps the best.
+
+    The main process evaluates alone, unless the model is sharded (then all processes sample together).
+    """
     from onereward.toyworld import make_conditions
     from onereward.toyworld.oracle import score, usable
 
-    if cfg.data.pool or not acc.is_main_process:  # real data has no oracle; the main process evaluates alone
+    if cfg.data.pool or not (acc.is_main_process or strategy.collective_forward):  # real data has no oracle
         return {}
     was_training = net.training
     net.eval()
@@ -311,29 +321,29 @@ def evaluate_held_out(fill, net, cfg: Config, state: RunState, out: Path, acc) -
     state.history.append((state.step, {k.split("/")[1]: v for k, v in result.items()}))
     if mean > state.best_usability:
         state.best_usability, state.best_step = mean, state.step
-        export_weights(out / "best", fill, net, cfg)
+        export_weights(out / "best", net, cfg, strategy, acc.is_main_process)
     return {**result, "usability/mean": mean}
 
 
 # --- checkpoints ---
 
 
-def save_checkpoint(root, net, optimizer, scheduler, reference, state: RunState, cfg: Config, acc) -> None:
+def save_checkpoint(root, net, optimizer, scheduler, reference, state: RunState, cfg: Config, acc, strategy) -> None:
     acc.wait_for_everyone()
+    parts = {  # every process gathers (collective under FSDP); the main process writes
+        "policy": strategy.full_trainable(net),
+        "optimizer": strategy.full_optimizer(net, optimizer),
+        "scheduler": scheduler.state_dict(),
+        "reference": strategy.full_reference(reference),
+        "rng": checkpoint.rng_state(),
+    }
     if acc.is_main_process:
-        parts = {
-            "policy": {n: p.detach() for n, p in trainable(net)},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "reference": reference.state_dict(),
-            "rng": checkpoint.rng_state(),
-        }
         meta = {"config": cfg.to_dict(), "algorithm": reference.algorithm, **state.__dict__}
         checkpoint.save(root, state.step, parts, meta, keep=cfg.log.keep_checkpoints)
     acc.wait_for_everyone()
 
 
-def restore(root: Path, net, optimizer, scheduler, reference, cfg: Config) -> RunState:
+def restore(root: Path, net, optimizer, scheduler, reference, cfg: Config, strategy) -> RunState:
     path = checkpoint.latest(root)
     if path is None:
         raise UserError(f"--resume: no complete checkpoint under {root}; start without --resume")
@@ -347,12 +357,9 @@ def restore(root: Path, net, optimizer, scheduler, reference, cfg: Config) -> Ru
     missing = set(named) - set(parts["policy"])
     if missing:
         raise UserError(f"--resume: {path} lacks {len(missing)} trainable tensors (e.g. {sorted(missing)[0]})")
-    with torch.no_grad():
-        for n, p in named.items():
-            p.copy_(parts["policy"][n])
-    optimizer.load_state_dict(parts["optimizer"])
+    strategy.load(net, optimizer, parts["policy"], parts["optimizer"])
     scheduler.load_state_dict(parts["scheduler"])
-    reference.load_state_dict(parts["reference"])
+    strategy.load_reference(reference, parts["reference"])
     checkpoint.set_rng_state(parts["rng"])
     fields = {k: meta[k] for k in RunState.__dataclass_fields__ if k in meta}
     return RunState(**fields)
@@ -361,24 +368,36 @@ def restore(root: Path, net, optimizer, scheduler, reference, cfg: Config) -> Ru
 # --- outputs the ecosystem loads ---
 
 
-def export_weights(folder: Path, fill, net, cfg: Config) -> Path:
-    """A diffusers transformer folder (full) or pytorch_lora_weights.safetensors (LoRA) for `onereward fill`."""
+def export_weights(folder: Path, net, cfg: Config, strategy, is_main: bool) -> Path:
+    """A diffusers transformer folder (full) or pytorch_lora_weights.safetensors (LoRA) for `onereward fill`.
+
+    Every process calls it (gathering is collective under FSDP); the main process writes.
+    """
+    module = strategy.export_module(net)
+    if not is_main:
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     if cfg.model.lora_rank > 0:
         from diffusers import FluxFillPipeline
         from peft.utils import get_peft_model_state_dict
 
-        FluxFillPipeline.save_lora_weights(str(folder), transformer_lora_layers=get_peft_model_state_dict(net))
+        FluxFillPipeline.save_lora_weights(str(folder), transformer_lora_layers=get_peft_model_state_dict(module))
         return folder / "pytorch_lora_weights.safetensors"
-    net.save_pretrained(folder / "transformer")
+    module.save_pretrained(folder / "transformer")
     return folder / "transformer"
 
 
-def export(out: Path, fill, net, reference, cfg: Config) -> None:
-    export_weights(out / "policy", fill, net, cfg)
+def export(out: Path, net, reference, cfg: Config, strategy, is_main: bool) -> None:
+    export_weights(out / "policy", net, cfg, strategy, is_main)
     for name, ema in reference.exports().items():  # Algorithm 1's EMA model, loaded into the policy's module
         with ema.swapped_into([p for _, p in trainable(net)]):
-            export_weights(out / name, fill, net, cfg)
+            export_weights(out / name, net, cfg, strategy, is_main)
+
+
+def _finite(t: torch.Tensor) -> bool:
+    """All entries finite; a sharded tensor is judged on its local shard (the caller reduces over processes)."""
+    local = t.to_local() if hasattr(t, "to_local") else t
+    return bool(torch.isfinite(local).all())
 
 
 # --- logging ---
