@@ -35,13 +35,23 @@ app.command("score")(score_command)
 app.command("world-grid")(world_grid_command)
 # --- fill model ---
 from onereward.models.commands import build_tiny_flux_command, fill_command  # noqa: E402
+from onereward.models.pretrain import pretrain_command  # noqa: E402
 
 app.command("fill")(fill_command)
 app.command("build-tiny-flux")(build_tiny_flux_command)
+app.command("pretrain")(pretrain_command)
 # --- reward model ---
-from onereward.reward.commands import build_tiny_rm_command  # noqa: E402
+from onereward.reward.commands import (  # noqa: E402
+    build_tiny_rm_command,
+    collect_command,
+    eval_reward_command,
+    train_reward_command,
+)
 
 app.command("build-tiny-rm")(build_tiny_rm_command)
+app.command("collect")(collect_command)
+app.command("train-reward")(train_reward_command)
+app.command("eval-reward")(eval_reward_command)
 # --- rl ---
 from onereward.rl.commands import refs_command, train_command  # noqa: E402
 

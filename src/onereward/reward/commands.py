@@ -40,3 +40,77 @@ def _quiet_transformers() -> None:
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
+
+
+# --- preference data, reward-model training and accuracy ---
+
+
+def collect_command(
+    model: Annotated[Path, Opt(help="The base fill model (FLUX.1-Fill-dev-layout folder, e.g. from `pretrain`).")],
+    out: Annotated[Path, Opt(help="Folder for the preference dataset (pairs.jsonl, images/, meta.json).")],
+    seed: Annotated[int, Opt(help="Seed of the conditions, the candidates' settings and the annotator.")] = 0,
+    conditions: Annotated[int, Opt(help="Conditions per task (toy world, split 'pref').")] = 480,
+    size: Annotated[int, Opt(help="Image side in pixels.")] = 64,
+    candidates: Annotated[int, Opt(help="Candidates per condition (the paper: 4).")] = 4,
+    batch_size: Annotated[int, Opt(help="Conditions encoded and sampled together.")] = 96,
+    workers: Annotated[int, Opt(help="Sampling processes (0 = in this process).")] = 2,
+) -> None:
+    """Preference pairs the paper's way: 4 candidates per condition with random settings, best/worst per dimension."""
+    from onereward.reward.collect import CollectConfig, collect
+
+    if not (model / "model_index.json").is_file():
+        raise UserError(f"--model {model}: not a fill-model folder (no model_index.json); run `onereward pretrain`")
+    cfg = CollectConfig(
+        conditions=conditions, size=size, candidates=candidates, batch_size=batch_size, seed=seed, workers=workers
+    )
+    _quiet_transformers()
+    meta = collect(model, out, cfg)
+    typer.echo(f"wrote {meta['pairs']} pairs to {out} (near-ties dropped: {100 * meta['drop_rate']:.1f}%, "
+               f"{meta['seconds']:.0f} s)")  # fmt: skip
+    for fam, dims in meta["pairs_per_family"].items():
+        typer.echo(f"  {fam}: " + ", ".join(f"{d} {n}" for d, n in dims.items()))
+
+
+def train_reward_command(
+    prefs: Annotated[Path, Opt(help="Preference folder (pairs.jsonl + images/), e.g. from `onereward collect`.")],
+    out: Annotated[Path, Opt(help="Folder for the trained reward model (loadable Qwen2.5-VL folder).")],
+    base: Annotated[
+        Path | None, Opt(help="Qwen2.5-VL folder to fine-tune (default: a tiny one built from code).")
+    ] = None,
+    lora_rank: Annotated[int, Opt(help="0 = full fine-tuning; > 0 = LoRA of this rank, merged at export.")] = 0,
+    steps: Annotated[int, Opt(help="Optimiser steps (0 = run for --seconds).")] = 0,
+    seconds: Annotated[float, Opt(help="Wall-clock budget of the training loop when --steps is 0.")] = 210.0,
+    lr: Annotated[float, Opt(help="AdamW peak learning rate.")] = 1e-3,
+    batch_size: Annotated[int, Opt(help="Pairs per step (each in both orders).")] = 32,
+    held_out: Annotated[float, Opt(help="Fraction of conditions held out (split by condition).")] = 0.15,
+    aux: Annotated[str, Opt(help="Toy-world auxiliary pairs: auto, on or off (see reward/aux_pairs.py).")] = "auto",
+    seed: Annotated[int, Opt(help="Seed of the split, the initialisation and the batch order.")] = 0,
+    resume: Annotated[bool, Opt(help="Continue from the newest complete checkpoint in --out.")] = False,
+) -> None:
+    """Train the reward model with OneReward's both-orders Yes/No loss; held-out conditions recorded in split.json."""
+    from onereward.reward.train import RewardTrainConfig, train
+
+    cfg = RewardTrainConfig(prefs=str(prefs), out=str(out), base=str(base) if base else "", lora_rank=lora_rank,
+                            steps=steps, seconds=seconds, lr=lr, batch_size=batch_size, held_out=held_out,
+                            aux=aux, seed=seed)  # fmt: skip
+    if not (prefs / "pairs.jsonl").is_file():
+        raise UserError(f"--prefs {prefs}: no pairs.jsonl; make a dataset with `onereward collect`")
+    _quiet_transformers()
+    path = train(cfg.check(), resume=resume)
+    typer.echo(f"wrote {path}")
+
+
+def eval_reward_command(
+    model: Annotated[Path, Opt(help="Reward-model folder from `onereward train-reward`.")],
+    prefs: Annotated[Path, Opt(help="The preference folder it was trained on (its held-out conditions are judged).")],
+    out: Annotated[Path, Opt(help="Accuracy JSON to write (reward_accuracy[family][dimension] = two-order).")],
+    markdown: Annotated[Path | None, Opt(help="Also write the Table 1 form as Markdown here.")] = None,
+    all_pairs: Annotated[bool, Opt(help="Judge every pair, not only the held-out conditions.")] = False,
+) -> None:
+    """Held-out pairwise accuracy per task family x dimension (two-order headline, one-order, n, position bias)."""
+    from onereward.reward.evaluate import evaluate_reward, short_table
+
+    _quiet_transformers()
+    result = evaluate_reward(model, prefs, out, markdown=markdown, all_pairs=all_pairs)
+    typer.echo(short_table(result))
+    typer.echo(f"wrote {out}")

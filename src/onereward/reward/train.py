@@ -1,0 +1,671 @@
+"""`onereward train-reward`: fine-tune a Qwen2.5-VL judge on preference pairs with OneReward's loss (PAPER.md 2).
+
+The loss. Every (winner, loser) pair is shown in BOTH orders with weight 1/2 each, and the model is trained by
+cross-entropy over the next token's [Yes, No] logits (`RewardModel.yes_no_logits`):
+    L = -1/2 [ log P(Yes | winner, loser, q) + log P(No | loser, winner, q) ],   q = template(task, dimension, prompt)
+(`both_orders_loss`). A pair may be labelled on several dimensions at once (auxiliary pairs, below): each labelled
+(pair, dimension) is one term and the loss is their mean.
+
+The loop (`train`) reads top to bottom: data, model, then one loop whose body is a step. Each step draws a task and
+a batch of that task's pairs from a generator seeded by (seed, step), so the data position IS the step counter and
+`--resume` continues exactly (model, optimiser, schedule, RNG and step from an atomic checkpoint).
+
+Held-out pairs. The preference data is split BY CONDITION (`data.prefs.split_by_condition`, fraction `held_out`):
+no pair of a held-out condition is trained on, and no auxiliary pair is made from one. The split is written to
+`split.json` in the output folder, and `onereward eval-reward` reads it, so accuracy is always measured on the same
+held-out conditions.
+
+The embedded default's prior (a property of the toy setting, NOT of OneReward): with no `--base`, the model is a
+tiny Qwen2.5-VL built from scratch (`reward.tiny`, `TOY_RM` sizes), which has no perception. For preference data
+made by `onereward collect` (a candidates.jsonl beside pairs.jsonl), graded auxiliary pairs from the toy world are
+mixed into every batch (`reward.aux_pairs`; `real_share` of each batch stays real pairs). PILOT.md section 4: without
+them a from-scratch VLM stays at chance. A pretrained base (`--base` Qwen2.5-VL-7B-Instruct) or real data gets none.
+
+Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
+(merged weights, LoRA folded in, processor files), plus split.json, train_report.json, log.jsonl, tensorboard/ and
+checkpoints/.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import types
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from onereward import checkpoint
+from onereward.errors import UserError
+from onereward.tasks import TASK_NAMES, TASKS
+
+SPLIT_FILE = "split.json"
+REPORT_FILE = "train_report.json"
+MAX_DIMS = max(len(t.dimensions) for t in TASKS.values())
+
+# Sizes of the embedded default's reward model (the "toy" preset of reward/tiny.py with these fields replaced).
+TOY_RM: dict[str, int] = dict(v_hidden=64, v_depth=2, v_heads=4, hidden=64, layers=2, heads=4, kv_heads=2)
+LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)|.*visual.*blocks.*\.(qkv|proj)"
+
+
+@dataclass
+class RewardTrainConfig:
+    prefs: str = ""  # preference folder (data/prefs.py format)
+    out: str = ""  # output folder: the trained model and the run's files
+    base: str = ""  # Qwen2.5-VL folder to fine-tune; "" = build the tiny one from code (the embedded default)
+    preset: str = "toy"  # with base "": "toy" (TOY_RM sizes, the embedded default) or "test" (reward/tiny.py's)
+    lora_rank: int = 0  # 0 = full fine-tuning; > 0 = LoRA adapters of this rank, merged into the weights at export
+    lora_alpha: float = 0.0  # 0 = same as the rank
+    qk_init: float = 0.0  # built model only: std of the LM's q/k projection init (0 = transformers' default)
+    steps: int = 0  # optimiser steps; 0 = run for `seconds` instead
+    seconds: float = 210.0  # wall-clock budget of the loop when steps = 0 (data and export come on top)
+    lr: float = 1e-3  # AdamW peak learning rate (the paper: 1e-6 for the 7B; a from-scratch tiny model needs more)
+    min_lr: float = 0.05  # cosine floor, as a fraction of lr
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0  # max global grad norm; 0 disables
+    batch_size: int = 32  # pairs per step (each shown in both orders: 2x this many queries per dimension)
+    real_share: float = 0.25  # share of each batch drawn from real pairs when auxiliary pairs exist
+    aux: str = "auto"  # auxiliary pairs: auto (when the data came from `onereward collect` and base is ""), on, off
+    aux_margin: float = 0.05  # oracle-score gap below which an auxiliary pair is not labelled on a dimension
+    image_loss: float = 1.0  # toy prior: weight of the image-score head's loss (ImageScoreHead); 0 = off
+    easy_steps: int = 0  # for this many first steps, auxiliary pairs only with a score gap >= easy_gap (curriculum)
+    easy_gap: float = 0.5
+    held_out: float = 0.15  # fraction of CONDITIONS held out
+    seed: int = 0
+    eval_every: int = 0  # held-out accuracy every N steps; 0 = four times per run
+    eval_pairs: int = 48  # per family x dimension cell, for the periodic held-out accuracy (eval-reward uses all)
+    save_every: int = 200  # checkpoint every N steps (atomic); the last step is always saved
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    def check(self) -> RewardTrainConfig:
+        if not self.prefs or not self.out:
+            raise UserError("give --prefs (a preference folder) and --out (a folder for the reward model)")
+        if self.steps < 0 or (self.steps == 0 and self.seconds <= 0):
+            raise UserError("give --steps > 0 or --seconds > 0")
+        if self.batch_size < 1 or not 0 <= self.real_share <= 1:
+            raise UserError(f"--batch-size {self.batch_size} must be >= 1 and real_share in [0, 1]")
+        if not 0 < self.held_out < 1:
+            raise UserError(f"--held-out {self.held_out}: give a fraction of conditions in (0, 1), e.g. 0.15")
+        if self.aux not in ("auto", "on", "off"):
+            raise UserError(f"--aux {self.aux!r}: choose auto, on or off")
+        if self.preset not in ("toy", "test"):
+            raise UserError(f"preset {self.preset!r}: choose toy or test")
+        if self.lora_rank < 0:
+            raise UserError(f"--lora-rank {self.lora_rank}: 0 (full fine-tuning) or a positive rank")
+        return self
+
+
+# --- the loss ---
+
+
+def both_orders_loss(logits_wl: torch.Tensor, logits_lw: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """OneReward's loss on pairs shown in both orders.
+
+    logits_xy (B, D, 2): [Yes, No] logits with x first; logits_yx (B, D, 2): the same pairs with y first.
+    labels (B, D): +1 where x is the winner, -1 where y is, 0 where the pair is not labelled on that dimension.
+    Per labelled entry: -1/2 [log P(Yes | winner first) + log P(No | loser first)]; returns their mean.
+    """
+    lp_xy = logits_wl.float().log_softmax(-1)  # (B, D, 2)
+    lp_yx = logits_lw.float().log_softmax(-1)  # (B, D, 2)
+    x_wins = labels > 0  # (B, D)
+    yes_term = torch.where(x_wins, lp_xy[..., 0], lp_yx[..., 0])  # log P(Yes | winner first)
+    no_term = torch.where(x_wins, lp_yx[..., 1], lp_xy[..., 1])  # log P(No | loser first)
+    per = -0.5 * (yes_term + no_term)  # (B, D)
+    mask = (labels != 0).float()  # (B, D)
+    return (per * mask).sum() / mask.sum().clamp(min=1)
+
+
+# --- data ---
+
+
+@dataclass
+class Items:
+    """Labelled image pairs: rows of the trainer's image bank, the task, the prompt, per-dimension labels."""
+
+    tasks: np.ndarray  # (K,) int: index into TASK_NAMES
+    prompts: list[str | None]
+    first: np.ndarray  # (K,) int64
+    second: np.ndarray  # (K,) int64
+    labels: np.ndarray  # (K, MAX_DIMS) int8: +1 first better, -1 second better, 0 unlabelled
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    @staticmethod
+    def cat(parts: list[Items]) -> Items:
+        return Items(
+            np.concatenate([p.tasks for p in parts]),
+            [x for p in parts for x in p.prompts],
+            np.concatenate([p.first for p in parts]),
+            np.concatenate([p.second for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+        )
+
+
+def load_bank(folder: Path, paths: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Every image a set of rows names -> (N, 3, H, W) uint8 and path -> row."""
+    from PIL import Image
+
+    index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
+    arrays = []
+    for p in index:
+        with Image.open(folder / p) as im:
+            arrays.append(np.asarray(im.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1))  # (3, H, W)
+    sizes = {a.shape for a in arrays}
+    if len(sizes) > 1:
+        raise UserError(f"{folder}: images of several sizes {sorted(sizes)}; a reward-model run needs one size")
+    return np.stack(arrays), index
+
+
+def real_items(rows: list[dict], index: dict[str, int]) -> Items:
+    """Human (or annotator) pairs: winner first, labelled on their one dimension."""
+    labels = np.zeros((len(rows), MAX_DIMS), dtype=np.int8)
+    first, second, tasks, prompts = [], [], [], []
+    for k, r in enumerate(rows):
+        w, lo = (r["image_a"], r["image_b"]) if r["winner"] == "a" else (r["image_b"], r["image_a"])
+        first.append(index[w])
+        second.append(index[lo])
+        tasks.append(TASK_NAMES.index(r["task"]))
+        prompts.append(r["prompt"] or None)
+        labels[k, TASKS[r["task"]].dimensions.index(r["dimension"])] = 1
+    return Items(
+        np.asarray(tasks, dtype=np.int64), prompts, np.asarray(first, np.int64), np.asarray(second, np.int64), labels
+    )
+
+
+def write_split(out: Path, prefs: Path, held_out: float, seed: int, train_rows, held_rows) -> dict[str, Any]:
+    doc = {
+        "prefs": str(prefs.resolve()),
+        "held_out": held_out,
+        "seed": seed,
+        "train_conditions": sorted({r["condition"] for r in train_rows}),
+        "held_out_conditions": sorted({r["condition"] for r in held_rows}),
+        "n_train_pairs": len(train_rows),
+        "n_held_out_pairs": len(held_rows),
+    }
+    (out / SPLIT_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+class Sampler:
+    """Draws a step's batch from (seed, step): a task uniformly among those with pairs, then real and auxiliary
+    items of that task (with replacement). The data position is the step counter itself. During the first
+    `easy_steps`, auxiliary items come only from those whose score gap (`strength`) is at least `easy_gap`."""
+
+    def __init__(self, real: Items, aux: Items | None, batch_size: int, real_share: float, seed: int,
+                 strength: np.ndarray | None = None, easy_steps: int = 0, easy_gap: float = 0.5):  # fmt: skip
+        self.real, self.aux, self.seed = real, aux, seed
+        self.real_by_task = {t: np.nonzero(real.tasks == t)[0] for t in range(len(TASK_NAMES))}
+        self.aux_by_task = {t: np.nonzero(aux.tasks == t)[0] for t in range(len(TASK_NAMES))} if aux else {}
+        self.easy_steps = easy_steps if aux is not None and strength is not None else 0
+        if self.easy_steps:
+            easy = strength >= easy_gap
+            self.easy_by_task = {t: np.nonzero((aux.tasks == t) & easy)[0] for t in range(len(TASK_NAMES))}
+        self.tasks = [t for t in range(len(TASK_NAMES)) if len(self.real_by_task[t])]
+        if not self.tasks:
+            raise UserError("no training pairs: every condition was held out; lower --held-out or add data")
+        self.batch_size = batch_size
+        self.n_real = batch_size if aux is None else max(1, round(batch_size * real_share))
+
+    def batch(self, step: int, rank: int = 0) -> tuple[str, Items]:
+        g = np.random.default_rng([self.seed, step, rank, 11])
+        t = self.tasks[int(g.integers(len(self.tasks)))]
+        parts = []
+        n_real = self.n_real
+        aux_rows = self.aux_by_task.get(t, np.zeros(0, dtype=np.int64))
+        if step < self.easy_steps and len(self.easy_by_task[t]):
+            aux_rows = self.easy_by_task[t]
+        if len(aux_rows) == 0:
+            n_real = self.batch_size
+        parts.append(self._take(self.real, g.choice(self.real_by_task[t], n_real)))
+        if n_real < self.batch_size:
+            parts.append(self._take(self.aux, g.choice(aux_rows, self.batch_size - n_real)))
+        return TASK_NAMES[t], Items.cat(parts)
+
+    @staticmethod
+    def _take(items: Items, idx: np.ndarray) -> Items:
+        return Items(
+            items.tasks[idx], [items.prompts[i] for i in idx], items.first[idx], items.second[idx], items.labels[idx]
+        )
+
+
+def to_images(bank: torch.Tensor, rows: np.ndarray, device) -> torch.Tensor:
+    """Rows of the uint8 bank -> (B, 3, H, W) float32 in [0, 1]."""
+    return bank[torch.as_tensor(rows)].to(device).float().div_(255.0)
+
+
+# --- the model ---
+
+
+def build_model(cfg: RewardTrainConfig):
+    """(model, processor): the --base folder, or the embedded default's tiny Qwen2.5-VL built from code."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from onereward.reward.processor import ImageOnlyQwen2_5_VLProcessor
+
+    if cfg.base:
+        if not (Path(cfg.base) / "config.json").is_file():
+            raise UserError(f"--base {cfg.base}: not a Qwen2.5-VL folder (no config.json)")
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(cfg.base, dtype=torch.float32)
+        return model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(cfg.base)
+    from onereward.reward.tiny import QWEN2_VL_CHAT_TEMPLATE, build_image_processor, build_tokenizer, tiny_config
+
+    tok = build_tokenizer()
+    config = toy_rm_config(tok) if cfg.preset == "toy" else tiny_config(tok, cfg.preset)
+    with torch.random.fork_rng(devices=[]):  # initialisers read the global RNG
+        torch.manual_seed(cfg.seed)
+        model = Qwen2_5_VLForConditionalGeneration(config)
+        if cfg.qk_init > 0:
+            for name, p in model.named_parameters():
+                if "language_model" in name and (".q_proj.weight" in name or ".k_proj.weight" in name):
+                    torch.nn.init.normal_(p, std=cfg.qk_init)
+    processor = ImageOnlyQwen2_5_VLProcessor(build_image_processor(), tok, chat_template=QWEN2_VL_CHAT_TEMPLATE)
+    return model, processor
+
+
+def toy_rm_config(tok):
+    """reward/tiny.py's "toy" config with TOY_RM's sizes (same token ids, patch 8, merge 2)."""
+    from onereward.reward import tiny
+
+    saved = tiny.PRESETS.get("toy")
+    try:  # tiny_config reads its sizes from the PRESETS table; lend it ours for the call
+        tiny.PRESETS["toy"] = {**saved, **TOY_RM}
+        return tiny.tiny_config(tok, "toy")
+    finally:
+        tiny.PRESETS["toy"] = saved
+
+
+def add_lora(model, rank: int, alpha: float):
+    from peft import LoraConfig, get_peft_model
+
+    model.requires_grad_(False)
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=alpha or rank, target_modules=LORA_TARGETS))
+
+
+def fast_vision_attention(model) -> None:
+    """Run the vision tower's attention as ONE batched call when its windows all have one length (always, for
+    same-size images). transformers' non-flash path loops over windows, one tiny attention call each, which dominates
+    a tiny model's time on a CPU. Same maths (tests check the logits); only this process's instance is changed."""
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+        Qwen2_5_VLVisionAttention,
+        apply_rotary_pos_emb_vision,
+    )
+
+    def forward(self, hidden_states, cu_seqlens, position_embeddings=None, max_seqlen=None, **kwargs):
+        lengths = cu_seqlens[1:] - cu_seqlens[:-1]
+        n, length = hidden_states.shape[0], int(lengths[0])
+        if not bool((lengths == length).all()):
+            return Qwen2_5_VLVisionAttention.forward(
+                self, hidden_states, cu_seqlens, position_embeddings, max_seqlen, **kwargs
+            )
+        qkv = self.qkv(hidden_states).reshape(n, 3, self.num_heads, -1).permute(1, 0, 2, 3)  # (3, n, heads, hd)
+        q, k, v = qkv.unbind(0)
+        q, k = apply_rotary_pos_emb_vision(q, k, *position_embeddings)
+        w = n // length
+        q, k, v = (x.reshape(w, length, self.num_heads, -1).transpose(1, 2) for x in (q, k, v))  # (w, h, len, hd)
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scaling)  # (w, heads, len, hd)
+        return self.proj(out.transpose(1, 2).reshape(n, -1))  # (n, dim)
+
+    for m in model.modules():
+        if isinstance(m, Qwen2_5_VLVisionAttention):
+            m.forward = types.MethodType(forward, m)
+
+
+def trainable(model) -> dict[str, torch.Tensor]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+class ImageScoreHead(torch.nn.Module):
+    """The toy prior's perception aid (NOT part of OneReward, never exported): a linear read-out of each image's
+    oracle scores from the vision tower's output (the mean of its merged tokens), one output per (task, dimension).
+
+    A pairwise judge trained from scratch first sits on a symmetric plateau (loss 0.693: the same answer in both
+    orders) until its vision features and its comparison grow together (PILOT.md section 4). Scores of single images
+    are dense, order-free supervision for the features alone. Text alignment is left out: it depends on the prompt,
+    which the vision tower does not see.
+    """
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.linear = torch.nn.Linear(hidden, len(TASK_NAMES) * MAX_DIMS)
+        self.features: torch.Tensor | None = None
+
+    def capture(self, visual) -> None:
+        """Keep the vision tower's merged tokens (N_images * tokens, hidden) of each forward."""
+
+        def hook(module, args, output):
+            self.features = output.pooler_output
+
+        visual.register_forward_hook(hook)
+
+    def loss(self, n_forward: int, task: str, targets: torch.Tensor) -> torch.Tensor:
+        """Masked MSE of the last forward's first len(targets) images (of `n_forward`), all of `task`.
+
+        targets: (n, MAX_DIMS) in [0, 1], NaN where there is no target; the order is the forward's image order.
+        """
+        n = targets.shape[0]
+        feats = self.features.reshape(n_forward, -1, self.features.shape[-1])[:n].mean(1)  # (n, hidden)
+        t = TASK_NAMES.index(task)
+        pred = self.linear(feats).reshape(n, len(TASK_NAMES), MAX_DIMS)[:, t].sigmoid()  # (n, MAX_DIMS)
+        ok = ~torch.isnan(targets)  # (n, MAX_DIMS)
+        if not bool(ok.any()):
+            return pred.sum() * 0.0
+        return (pred[ok] - targets[ok]).pow(2).mean()
+
+
+def image_targets(prefs: Path, train_conds: set[str], index: dict[str, int], n: int, pool=None) -> np.ndarray:
+    """(n, MAX_DIMS) oracle scores per bank image (NaN: none, held out, or text alignment), task-slot order."""
+    from onereward.reward.aux_pairs import read_candidates
+
+    out = np.full((n, MAX_DIMS), np.nan, dtype=np.float32)
+    for c in read_candidates(prefs):
+        if c["condition"] not in train_conds:
+            continue  # held-out images carry no target
+        dims = TASKS[c["task"]].dimensions
+        for path, sc in zip(c["candidates"], c["scores"], strict=True):
+            out[index[path], : len(dims)] = [sc[d] for d in dims]
+    if pool is not None and len(pool.images):
+        out[n - len(pool.images) :] = pool.image_scores
+    return out
+
+
+def no_text_alignment(targets: np.ndarray, tasks: np.ndarray) -> np.ndarray:
+    """Blank the text-alignment column of images whose task judges it (index 0 of fill, text and extend)."""
+    targets = targets.copy()
+    for t, name in enumerate(TASK_NAMES):
+        if "text_alignment" in TASKS[name].dimensions:
+            targets[tasks == t, TASKS[name].dimensions.index("text_alignment")] = np.nan
+    return targets
+
+
+# --- the schedule ---
+
+
+def lr_factor(cfg: RewardTrainConfig, step: int, elapsed: float) -> float:
+    """Linear warm-up, then cosine to min_lr over the run: by steps, or by wall-clock in --seconds mode."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = step / cfg.steps if cfg.steps else elapsed / cfg.seconds
+    progress = min(1.0, max(0.0, progress))
+    return cfg.min_lr + (1 - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def finished(cfg: RewardTrainConfig, step: int, elapsed: float) -> bool:
+    return step >= cfg.steps if cfg.steps else elapsed >= cfg.seconds
+
+
+# --- the loop ---
+
+
+def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train a reward model; returns the output folder (a loadable Qwen2.5-VL folder)."""
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    from onereward.data.prefs import load_pairs, split_by_condition
+    from onereward.reward.evaluate import held_out_accuracy
+    from onereward.reward.model import RewardModel
+    from onereward.rl.trainer import RunLogger
+
+    cfg.check()
+    t_setup = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    prefs, out = Path(cfg.prefs), Path(cfg.out)
+    if resume and checkpoint.latest(out / "checkpoints") is None:
+        raise UserError(f"--resume: no complete checkpoint under {out / 'checkpoints'}; start without --resume")
+    if not resume and checkpoint.latest(out / "checkpoints") is not None:
+        raise UserError(f"{out} already holds checkpoints; pass --resume to continue, or choose another --out")
+    if not resume and (out / "config.json").exists():
+        raise UserError(f"{out} already holds a model; choose another --out")
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+
+    # --- data: split by condition, images in memory, real pairs (+ the toy prior's auxiliary pairs) ---
+    rows = load_pairs(prefs)
+    train_rows, held_rows = split_by_condition(rows, cfg.held_out, cfg.seed)
+    use_aux = cfg.aux == "on" or (cfg.aux == "auto" and not cfg.base and (prefs / "candidates.jsonl").is_file())
+    if use_aux and not (prefs / "candidates.jsonl").is_file():
+        raise UserError(f"--aux on needs {prefs / 'candidates.jsonl'} (data from `onereward collect`)")
+    train_conds = {r["condition"] for r in train_rows}
+    paths = [r[f] for r in rows for f in ("image_a", "image_b")]
+    if use_aux:  # every candidate of a training condition, paired or not
+        from onereward.reward.aux_pairs import read_candidates
+
+        paths += [p for c in read_candidates(prefs) if c["condition"] in train_conds for p in c["candidates"]]
+    bank_np, index = load_bank(prefs, paths)
+    real = real_items(train_rows, index)
+    aux, strength = None, None
+    if use_aux:
+        from onereward.reward.aux_pairs import build_aux_pool
+
+        pool = build_aux_pool(prefs, train_conds, index, bank_np, cfg.aux_margin, cfg.seed, progress)
+        held = {r["condition"] for r in held_rows}
+        assert not held & set(pool.conditions), "an auxiliary pair came from a held-out condition"
+        aux = Items(
+            np.asarray([TASK_NAMES.index(t) for t in pool.tasks], dtype=np.int64),
+            pool.prompts,
+            pool.first,
+            pool.second,
+            pool.labels,
+        )
+        strength = pool.strength
+        bank_np = np.concatenate([bank_np, pool.images]) if len(pool.images) else bank_np
+    bank = torch.from_numpy(bank_np)  # (N, 3, H, W) uint8
+    head_targets = None
+    if use_aux and cfg.image_loss > 0:
+        targets = image_targets(prefs, train_conds, index, len(bank_np), pool)
+        img_task = np.full(len(bank_np), -1, dtype=np.int64)
+        for items_ in (real, aux):
+            img_task[items_.first], img_task[items_.second] = items_.tasks, items_.tasks
+        head_targets = torch.from_numpy(no_text_alignment(targets, img_task))  # (N, MAX_DIMS)
+    sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, strength, cfg.easy_steps, cfg.easy_gap)
+    held_items = real_items(held_rows, index)
+    held_tasks = [r["task"] for r in held_rows]
+    held_dims = [r["dimension"] for r in held_rows]
+
+    # --- model, optimiser ---
+    model, processor = build_model(cfg)
+    if cfg.lora_rank > 0:
+        model = add_lora(model, cfg.lora_rank, cfg.lora_alpha)
+    else:
+        model.requires_grad_(True)
+    model.to(acc.device).train()  # Qwen2.5-VL has no dropout: train() changes nothing but the flag
+    fast_vision_attention(model)
+    rm = RewardModel.from_model(model, processor, frozen=False)
+    params = list(trainable(model).values())
+    head = None
+    if head_targets is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + 1)
+            head = ImageScoreHead(rm.vl.config.text_config.hidden_size).to(acc.device)
+        head.capture(rm.vl.model.visual)
+        params += list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"step": 0, "elapsed": 0.0}
+    if resume:
+        state = restore(out / "checkpoints", model, optimizer, cfg, head)
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        split = write_split(out, prefs, cfg.held_out, cfg.seed, train_rows, held_rows)
+        if resume and split.get("train_conditions") != sorted({r["condition"] for r in train_rows}):
+            raise UserError("--resume: the preference data's split changed; resume with the same --prefs and seed")
+    logger = RunLogger(out, acc.is_main_process)
+    eval_every = cfg.eval_every or max(1, (cfg.steps or 10**9) // 4)
+    eval_seconds = cfg.seconds / 4  # --seconds mode: evaluate every quarter of the budget
+    next_eval_time = (math.floor(state["elapsed"] / eval_seconds) + 1) * eval_seconds
+    setup_seconds = time.perf_counter() - t_setup
+
+    total = cfg.steps if cfg.steps else int(cfg.seconds)
+    bar = tqdm(
+        total=total,
+        initial=state["step"] if cfg.steps else int(state["elapsed"]),
+        desc="train-reward",
+        unit="step" if cfg.steps else "s",
+        disable=not (progress and acc.is_main_process),
+    )
+    history = []
+    t_last = time.perf_counter()
+    while not finished(cfg, state["step"], state["elapsed"]):
+        step = state["step"]
+        # --- a batch of one task's pairs, from (seed, step) ---
+        task, items = sampler.batch(step, acc.process_index)
+        dims = TASKS[task].dimensions
+        x = to_images(bank, items.first, acc.device)  # (B, 3, H, W) in [0, 1]
+        y = to_images(bank, items.second, acc.device)  # (B, 3, H, W)
+        labels = torch.as_tensor(items.labels[:, : len(dims)], device=acc.device)  # (B, D) in {+1, -1, 0}
+        b = len(items)
+
+        # --- both orders in one call: rows 0..B-1 are (x, y), rows B..2B-1 are (y, x) ---
+        for g in optimizer.param_groups:
+            g["lr"] = cfg.lr * lr_factor(cfg, step, state["elapsed"])
+        logits = rm.yes_no_logits(torch.cat([x, y]), torch.cat([y, x]), task, dims, items.prompts * 2)  # (2B, D, 2)
+        loss = both_orders_loss(logits[:b], logits[b:], labels)
+        total = loss
+        if head is not None:  # toy prior: the images' own oracle scores, from the vision tower's output
+            rows_xy = np.stack([items.first, items.second], 1).reshape(-1)  # (2B,) the forward's first 2B images
+            img_loss = head.loss(4 * b, task, head_targets[torch.as_tensor(rows_xy)].to(acc.device))
+            total = loss + cfg.image_loss * img_loss
+
+        # --- update ---
+        acc.backward(total)
+        if acc.num_processes > 1:  # RewardModel calls the inner modules, so average the gradients here
+            for p in params:
+                if p.grad is not None:
+                    p.grad = acc.reduce(p.grad, reduction="mean")
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        if torch.isfinite(loss) and torch.isfinite(grad_norm):
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        now = time.perf_counter()
+        state["elapsed"] += now - t_last
+        t_last = now
+        state["step"] = step + 1
+
+        # --- what users watch ---
+        with torch.no_grad():
+            p_first = logits[:b].float().softmax(-1)[..., 0]  # (B, D) P(Yes | x first)
+            p_second = logits[b:].float().softmax(-1)[..., 0]
+            lab = labels.float()
+            right = (
+                (p_first > 0.5).float() * (lab > 0)
+                + (p_first < 0.5).float() * (lab < 0)
+                + (p_second > 0.5).float() * (lab < 0)
+                + (p_second < 0.5).float() * (lab > 0)
+            ) / 2
+            batch_acc = float((right * (lab != 0)).sum() / (lab != 0).sum().clamp(min=1))
+        scalars = {
+            "loss": float(loss.detach()),
+            f"loss/{task}": float(loss.detach()),
+            "train_two_order": batch_acc,
+            "lr": optimizer.param_groups[0]["lr"],
+            "grad_norm": float(grad_norm),
+        }
+        if head is not None:
+            scalars["image_loss"] = float(img_loss.detach())
+        due = (state["step"] % eval_every == 0) if cfg.steps else state["elapsed"] >= next_eval_time
+        if due or finished(cfg, state["step"], state["elapsed"]):
+            if not cfg.steps:
+                next_eval_time += eval_seconds
+            if acc.is_main_process and len(held_rows):
+                t_eval = time.perf_counter()
+                acc_cells = held_out_accuracy(rm, bank, held_items, held_tasks, held_dims, cfg.eval_pairs, cfg.seed)
+                history.append({"step": state["step"], "elapsed": round(state["elapsed"], 1), **acc_cells})
+                scalars.update({f"held_out/{k}": v for k, v in acc_cells.items()})
+                t_last += time.perf_counter() - t_eval  # evaluation time is not training time
+        if state["step"] % cfg.log_every == 0 or "held_out/mean" in scalars:
+            logger.scalars(state["step"], scalars)
+        if cfg.steps:
+            bar.update(1)
+        else:
+            bar.n = min(total, int(state["elapsed"]))
+            bar.refresh()
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", task=task)
+        if state["step"] % cfg.save_every == 0 or finished(cfg, state["step"], state["elapsed"]):
+            save_checkpoint(out / "checkpoints", model, optimizer, state, cfg, acc, head)
+    bar.close()
+
+    # --- export: merged weights + processor, loadable as Qwen2.5-VL ---
+    if acc.is_main_process:
+        export(out, model, processor, cfg)
+        report = {
+            "config": asdict(cfg),
+            "steps": state["step"],
+            "seconds": {"setup": round(setup_seconds, 1), "train": round(state["elapsed"], 1)},
+            "pairs": {
+                "train_real": len(real),
+                "auxiliary": 0 if aux is None else len(aux),
+                "held_out": len(held_rows),
+                "images": int(bank.shape[0]),
+            },
+            "aux_pairs": aux is not None,
+            "model": {
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "toy_sizes": None if cfg.base else TOY_RM,
+            },
+            "held_out_history": history,
+        }
+        (out / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
+    logger.close()
+    acc.wait_for_everyone()
+    acc.end_training()
+    return out
+
+
+# --- checkpoints and export ---
+
+
+def save_checkpoint(root: Path, model, optimizer, state: dict, cfg: RewardTrainConfig, acc, head=None) -> None:
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        parts = {
+            "model": {n: p.detach() for n, p in trainable(model).items()},
+            "optimizer": optimizer.state_dict(),
+            "rng": checkpoint.rng_state(),
+        }
+        if head is not None:
+            parts["head"] = {n: p.detach() for n, p in head.named_parameters()}
+        checkpoint.save(root, state["step"], parts, {"config": asdict(cfg), **state}, keep=cfg.keep_checkpoints)
+    acc.wait_for_everyone()
+
+
+def restore(root: Path, model, optimizer, cfg: RewardTrainConfig, head=None) -> dict:
+    path = checkpoint.latest(root)
+    parts, meta = checkpoint.load(path)
+    saved = meta["config"]
+    same = ("lora_rank", "seed", "batch_size", "base", "held_out", "steps", "seconds", "aux", "image_loss")
+    diff = [k for k in same if saved.get(k) != getattr(cfg, k)]
+    if diff:
+        raise UserError(f"--resume: {path} was made with other {', '.join(diff)}; resume with the same options")
+    named = trainable(model)
+    missing = set(named) - set(parts["model"])
+    if missing:
+        raise UserError(f"--resume: {path} lacks {len(missing)} trainable tensors (e.g. {sorted(missing)[0]})")
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(parts["model"][n])
+        if head is not None:
+            for n, p in head.named_parameters():
+                p.copy_(parts["head"][n])
+    optimizer.load_state_dict(parts["optimizer"])
+    checkpoint.set_rng_state(parts["rng"])
+    return {"step": int(meta["step"]), "elapsed": float(meta["elapsed"])}
+
+
+def export(out: Path, model, processor, cfg: RewardTrainConfig) -> None:
+    """Write the model (LoRA merged into the weights) and its processor files into `out`."""
+    if cfg.lora_rank > 0:
+        model = model.merge_and_unload()
+    model.save_pretrained(out)
+    # the files of Qwen/Qwen2.5-VL-7B-Instruct (as reward/tiny.py writes them): tokenizer, preprocessor_config.json,
+    # chat_template.json; ImageOnlyQwen2_5_VLProcessor.from_pretrained reads them back
+    processor.tokenizer.save_pretrained(out)
+    processor.image_processor.save_pretrained(out)
+    (out / "chat_template.json").write_text(json.dumps({"chat_template": processor.chat_template}, indent=2) + "\n")

@@ -1,0 +1,92 @@
+"""`onereward eval-reward`: held-out accuracy in the paper's Table 1 form, the JSON the RL trainer gates on."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from onereward.errors import UserError
+from onereward.eval.tables import validate_results
+from onereward.reward.evaluate import evaluate_reward
+from onereward.reward.train import RewardTrainConfig, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_reward_train import toy_prefs  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rm_eval")
+    prefs = root / "prefs"
+    toy_prefs(prefs, ("fill", "extend", "removal"), 8, ("GT", "grey", "noise .15", "untouched"))
+    out = train(RewardTrainConfig(prefs=str(prefs), out=str(root / "rm"), steps=2, batch_size=4, threads=1,
+                                  held_out=0.5), progress=False)  # fmt: skip
+    return prefs, out, root
+
+
+def test_accuracy_json_schema(trained):
+    prefs, model, root = trained
+    result = evaluate_reward(model, prefs, root / "acc.json", markdown=root / "acc.md")
+    on_disk = json.loads((root / "acc.json").read_text())
+    assert on_disk["reward_accuracy"] == result["reward_accuracy"]
+    validate_results(on_disk)  # the report's own schema check
+    held = set(json.loads((model / "split.json").read_text())["held_out_conditions"])
+    n_held = sum(
+        1 for line in (prefs / "pairs.jsonl").read_text().splitlines() if json.loads(line)["condition"] in held
+    )
+    assert on_disk["n_pairs"] == n_held > 0
+    assert on_disk["split"] == "held_out"
+    total = 0
+    for fam, dims in on_disk["reward_accuracy_detail"].items():
+        for dim, cell in dims.items():
+            assert set(cell) == {"two_order", "one_order", "n", "position_bias_flag", "position_consistency"}
+            assert on_disk["reward_accuracy"][fam][dim] == cell["two_order"]
+            assert 0 <= cell["two_order"] <= 1 and 0 <= cell["one_order"] <= 1
+            assert cell["position_bias_flag"] == (abs(cell["one_order"] - cell["two_order"]) > 0.1 + 1e-9)
+            total += cell["n"]
+    assert total == on_disk["n_pairs"]
+    assert set(on_disk["reward_accuracy"]) == {"fill", "extend", "removal"}
+    md = (root / "acc.md").read_text()
+    assert "Reward-model accuracy" in md and "83.77" in md  # ours beside the paper's Table 1
+
+
+def test_rl_gate_reads_the_json(trained, tmp_path):
+    """The RL trainer's dimension gate reads reward_accuracy[family][dimension]."""
+    from onereward.config import Config
+    from onereward.rl.trainer import dimension_gate
+
+    prefs, model, _ = trained
+    evaluate_reward(model, prefs, tmp_path / "acc.json")
+    cfg = Config()
+    cfg.model.reward_accuracy = str(tmp_path / "acc.json")
+    cfg.train.min_reward_accuracy = 1.01  # nothing passes
+    assert not any(bool(k.any()) for k in dimension_gate(cfg).values())
+    cfg.train.min_reward_accuracy = 0.0  # gate off
+    assert all(bool(k.all()) for k in dimension_gate(cfg).values())
+
+
+def test_needs_the_split_or_all_pairs(trained, tmp_path):
+    prefs, model, _ = trained
+    (tmp_path / "m").mkdir()
+    for f in model.iterdir():
+        if f.is_file() and f.name != "split.json":
+            (tmp_path / "m" / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(UserError, match="split.json"):
+        evaluate_reward(tmp_path / "m", prefs, tmp_path / "a.json")
+    result = evaluate_reward(tmp_path / "m", prefs, tmp_path / "a.json", all_pairs=True)
+    assert result["split"] == "all" and result["n_pairs"] == len((prefs / "pairs.jsonl").read_text().splitlines())
+
+
+def test_cli_commands_are_registered(trained, tmp_path):
+    from onereward.cli import app
+
+    prefs, model, _ = trained
+    runner = CliRunner()
+    for cmd in ("collect", "train-reward", "eval-reward"):
+        assert runner.invoke(app, [cmd, "--help"]).exit_code == 0
+    res = runner.invoke(app, ["eval-reward", "--model", str(model), "--prefs", str(prefs), "--out",
+                              str(tmp_path / "x.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "two-order" in res.output and (tmp_path / "x.json").is_file()
