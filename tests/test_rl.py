@@ -334,3 +334,44 @@ def test_fsdp_on_two_processes_matches_ddp_and_resumes(tiny_fill_dir, tiny_rm_di
     ema_fsdp = weights(FluxTransformer2DModel.from_pretrained(tmp_path / "fsdp" / "ema" / "transformer"))
     for n in ema_std:
         torch.testing.assert_close(ema_fsdp[n], ema_std[n], rtol=1e-4, atol=1e-5)
+
+
+def test_tasks_without_a_reliable_reward_dimension_are_not_trained(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    acc = tmp_path / "accuracy.json"
+    acc.write_text(
+        json.dumps(
+            {
+                "reward_accuracy": {
+                    "fill": {"text_alignment": 0.9, "consistency": 0.5, "structure": 0.5, "aesthetics": 0.5},
+                    "extend": {"text_alignment": 0.5, "consistency": 0.5, "structure": 0.5, "aesthetics": 0.5},
+                    "removal": {"removal_quality": 0.6},
+                }
+            }
+        )
+    )
+    cfg = config(
+        tiny_fill_dir,
+        "x",
+        tmp_path / "gate",
+        "train.steps=1",
+        f"model.reward_accuracy={acc}",
+        "train.min_reward_accuracy=0.8",
+    )
+    out = train(cfg, reward=tiny_rm, pool=pool)
+    run = json.loads((out / "run.json").read_text())
+    assert run["dimensions_in_loss"] == {"fill": ["text_alignment"], "text": ["text_alignment"]}
+    assert set(run["tasks_not_trained"]) == {"extend", "extend_noprompt", "removal"}
+    acc.write_text(json.dumps({"reward_accuracy": {"fill": {}, "extend": {}, "removal": {}}}))
+    with pytest.raises(UserError, match="every task is excluded"):
+        train(
+            config(
+                tiny_fill_dir,
+                "x",
+                tmp_path / "gate2",
+                "train.steps=1",
+                f"model.reward_accuracy={acc}",
+                "train.min_reward_accuracy=0.8",
+            ),
+            reward=tiny_rm,
+            pool=pool,
+        )

@@ -72,6 +72,18 @@ class ConditionPool:
     def __len__(self) -> int:
         return len(self.by_id)
 
+    def exclude(self, tasks: list[str]) -> None:
+        """Stop drawing these tasks (e.g. no reward dimension of theirs is reliable enough to train on)."""
+        keep = [i for i, t in enumerate(self.tasks) if t not in tasks]
+        if not keep:
+            raise UserError(
+                f"every task is excluded from RL ({', '.join(tasks)}): the reward model has no dimension at or above"
+                " train.min_reward_accuracy; train a better reward model or lower that threshold"
+            )
+        self.tasks = [self.tasks[i] for i in keep]
+        probs = self.probs[keep]
+        self.probs = probs / probs.sum()
+
     def ids(self) -> list[str]:
         return list(self.by_id)
 

@@ -147,6 +147,13 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     unwrapped = acc.unwrap_model(policy)
     keep = dimension_gate(cfg)
     pool = pool if pool is not None else make_pool(cfg)
+    # PILOT.md: dimensions a reward model cannot judge are adversarial directions, not neutral; a task left with
+    # none is not trained at all (its share of batches goes to the others) rather than trained on noise.
+    excluded = [t for t in pool.tasks if not bool(keep[t].any())]
+    if excluded:
+        pool.exclude(excluded)
+        if acc.is_main_process:
+            print(f"not trained (no reward dimension >= {cfg.train.min_reward_accuracy}): {', '.join(excluded)}")
     cache = RefCache.open(cfg.data.ref_cache) if cached else None
     logger = RunLogger(out, acc.is_main_process)
 
@@ -162,6 +169,10 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             "num_processes": acc.num_processes,
             "distributed_type": str(acc.distributed_type),
             "strategy": strategy.name,
+            "dimensions_in_loss": {
+                t: [d for d, k in zip(TASKS[t].dimensions, keep[t].tolist(), strict=True) if k] for t in pool.tasks
+            },
+            "tasks_not_trained": excluded,
         }
         (out / "run.json").write_text(json.dumps(run, indent=2))
 
