@@ -121,7 +121,19 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                     f"train.seed={seed}",
                     "--set",
                     f"log.out={o / 'rl' / name}",
-                    *(["--set", "log.eval_every=2"] if q else []),
+                    # a quick run's reward model is untrained: gate nothing, so the mechanics still run
+                    *(
+                        [
+                            "--set",
+                            "log.eval_every=2",
+                            "--set",
+                            "log.eval_size=4",
+                            "--set",
+                            "train.min_reward_accuracy=0",
+                        ]
+                        if q
+                        else []
+                    ),
                 ],
                 _exists("rl", name, "policy"),
             )
