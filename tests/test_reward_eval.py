@@ -90,3 +90,16 @@ def test_cli_commands_are_registered(trained, tmp_path):
                               str(tmp_path / "x.json")])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "two-order" in res.output and (tmp_path / "x.json").is_file()
+
+
+def test_cli_defaults_are_the_configs_defaults():
+    """The demo calls the commands with their defaults: those must be the recipe in the config dataclasses."""
+    import inspect
+
+    from onereward.reward.collect import CollectConfig
+    from onereward.reward.commands import collect_command, train_reward_command
+
+    for command, config in ((collect_command, CollectConfig()), (train_reward_command, RewardTrainConfig())):
+        for name, param in inspect.signature(command).parameters.items():
+            if hasattr(config, name) and param.default is not inspect.Parameter.empty and param.default is not None:
+                assert param.default == getattr(config, name), f"{command.__name__} --{name}"

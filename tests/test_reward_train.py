@@ -156,3 +156,39 @@ def test_output_loads_as_qwen_and_as_reward_model_with_split(tmp_path):
     split = json.loads((out / "split.json").read_text())
     assert split["held_out_conditions"] and not set(split["held_out_conditions"]) & set(split["train_conditions"])
     assert not any("lora" in k for k in load_file(out / "model.safetensors")), "LoRA must be merged at export"
+
+
+# --- exact speed-ups of the training forward ---
+
+
+def test_fast_vision_attention_and_paired_vision_are_exact(tiny_rm_dir):
+    """Both only change how the tower is run: logits match the stock model's, and gradients up to float rounding."""
+    from onereward.reward.model import RewardModel
+    from onereward.reward.train import PairedVision, fast_vision_attention
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 3, 64, 64, generator=g), torch.rand(3, 3, 64, 64, generator=g)
+    dims = ("text_alignment", "consistency", "structure", "aesthetics")
+
+    def run(rm, paired=None):
+        rm.model.zero_grad()
+        first, second = torch.cat([x, y]), torch.cat([y, x])
+        if paired is None:
+            logits = rm.yes_no_logits(first, second, "fill", dims, ["red circle"] * 6)
+        else:
+            with paired:
+                logits = rm.yes_no_logits(first, second, "fill", dims, ["red circle"] * 6)
+        logits.square().sum().backward()
+        return logits.detach(), {n: p.grad.clone() for n, p in rm.model.named_parameters() if p.grad is not None}
+
+    stock = RewardModel.from_pretrained(tiny_rm_dir, frozen=False)
+    ref_logits, ref_grads = run(stock)
+    fast = RewardModel.from_pretrained(tiny_rm_dir, frozen=False)
+    fast_vision_attention(fast.model)
+    paired = PairedVision(fast.vl.model.visual)
+    for p in (None, paired):
+        logits, grads = run(fast, p)
+        torch.testing.assert_close(logits, ref_logits, rtol=0, atol=1e-6)
+        assert grads.keys() == ref_grads.keys()
+        for n in grads:
+            torch.testing.assert_close(grads[n], ref_grads[n], rtol=1e-4, atol=1e-6)

@@ -169,6 +169,7 @@ class AuxPool:
     second: np.ndarray  # (K,) int64
     labels: np.ndarray  # (K, 4) int8: +1 first better, -1 second better, 0 masked (gap < margin or no such dim)
     strength: np.ndarray  # (K,) float32: the largest score gap of the item over its dimensions
+    sibling: np.ndarray  # (K,) bool: labelled under a sibling request (the prompt decides the order)
     conditions: list[str]  # per item, for auditing that no held-out condition is in
     image_scores: np.ndarray  # (M, 4) float32: each synthetic image's oracle scores (NaN past the task's dims)
     image_tasks: np.ndarray  # (M,) int64: its task's index in TASK_NAMES
@@ -202,7 +203,7 @@ def build_aux_pool(
     rng = np.random.default_rng([seed, 7])
     synth: list[np.ndarray] = []
     tasks, prompts, conds = [], [], []
-    first, second, labels, strength = [], [], [], []
+    first, second, labels, strength, is_twin = [], [], [], [], []
     img_scores, img_tasks = [], []  # per synthetic image
     base = len(bank)
     for r in tqdm(rows, desc="auxiliary pairs", disable=not progress):
@@ -244,6 +245,7 @@ def build_aux_pool(
                     second.append(b)
                     labels.append(row)
                     strength.append(float(np.abs(gap).max()))
+                    is_twin.append(view is not cond)
                     tasks.append(r["task"])
                     prompts.append(user_prompt)
                     conds.append(r["condition"])
@@ -256,6 +258,7 @@ def build_aux_pool(
         second=np.asarray(second, dtype=np.int64),
         labels=np.asarray(labels, dtype=np.int8).reshape(-1, 4),
         strength=np.asarray(strength, dtype=np.float32),
+        sibling=np.asarray(is_twin, dtype=bool),
         conditions=conds,
         image_scores=np.asarray(img_scores, dtype=np.float32).reshape(-1, 4),
         image_tasks=np.asarray(img_tasks, dtype=np.int64),

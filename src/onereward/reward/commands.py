@@ -79,12 +79,13 @@ def train_reward_command(
     ] = None,
     lora_rank: Annotated[int, Opt(help="0 = full fine-tuning; > 0 = LoRA of this rank, merged at export.")] = 0,
     steps: Annotated[int, Opt(help="Optimiser steps (0 = run for --seconds).")] = 0,
-    seconds: Annotated[float, Opt(help="Wall-clock budget of the training loop when --steps is 0.")] = 210.0,
-    lr: Annotated[float, Opt(help="AdamW peak learning rate.")] = 1e-3,
+    seconds: Annotated[float, Opt(help="Wall-clock budget of the training loop when --steps is 0.")] = 270.0,
+    lr: Annotated[float, Opt(help="AdamW peak learning rate.")] = 5e-3,
     batch_size: Annotated[int, Opt(help="Pairs per step (each in both orders).")] = 32,
     held_out: Annotated[float, Opt(help="Fraction of conditions held out (split by condition).")] = 0.15,
     aux: Annotated[str, Opt(help="Toy-world auxiliary pairs: auto, on or off (see reward/aux_pairs.py).")] = "auto",
     seed: Annotated[int, Opt(help="Seed of the split, the initialisation and the batch order.")] = 0,
+    threads: Annotated[int, Opt(help="torch CPU threads (1 is the safe choice on shared cores; 0 = torch's).")] = 1,
     resume: Annotated[bool, Opt(help="Continue from the newest complete checkpoint in --out.")] = False,
 ) -> None:
     """Train the reward model with OneReward's both-orders Yes/No loss; held-out conditions recorded in split.json."""
@@ -92,7 +93,7 @@ def train_reward_command(
 
     cfg = RewardTrainConfig(prefs=str(prefs), out=str(out), base=str(base) if base else "", lora_rank=lora_rank,
                             steps=steps, seconds=seconds, lr=lr, batch_size=batch_size, held_out=held_out,
-                            aux=aux, seed=seed)  # fmt: skip
+                            aux=aux, seed=seed, threads=threads)  # fmt: skip
     if not (prefs / "pairs.jsonl").is_file():
         raise UserError(f"--prefs {prefs}: no pairs.jsonl; make a dataset with `onereward collect`")
     _quiet_transformers()

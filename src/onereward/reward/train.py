@@ -15,11 +15,19 @@ no pair of a held-out condition is trained on, and no auxiliary pair is made fro
 `split.json` in the output folder, and `onereward eval-reward` reads it, so accuracy is always measured on the same
 held-out conditions.
 
-The embedded default's prior (a property of the toy setting, NOT of OneReward): with no `--base`, the model is a
-tiny Qwen2.5-VL built from scratch (`reward.tiny`, `TOY_RM` sizes), which has no perception. For preference data
-made by `onereward collect` (a candidates.jsonl beside pairs.jsonl), graded auxiliary pairs from the toy world are
-mixed into every batch (`reward.aux_pairs`; `real_share` of each batch stays real pairs). PILOT.md section 4: without
-them a from-scratch VLM stays at chance. A pretrained base (`--base` Qwen2.5-VL-7B-Instruct) or real data gets none.
+The embedded default's prior (a property of the toy setting, NOT of OneReward). The paper fine-tunes Qwen2.5-VL-7B,
+which already sees. With no `--base`, the model here is a tiny Qwen2.5-VL built from scratch (`reward.tiny`, `TOY_RM`
+sizes), which has no perception, and PILOT.md section 4 found that such a model trained on best/worst pairs alone
+stays at chance. So, only for preference data made by `onereward collect` (a candidates.jsonl beside pairs.jsonl)
+and only when no `--base` is given, training adds three things, all built from TRAINING conditions only:
+  1. graded auxiliary pairs from the toy world, ordered by the oracle (`reward.aux_pairs`), mixed into every batch
+     (`real_share` of each batch stays real pairs, so these are repeated many times);
+  2. sibling requests for fill and text (same images, another prompt, other order), from step `sibling_start`;
+  3. an image-score head (`ImageScoreHead`): a linear read-out of each image's oracle scores from the vision tower,
+     trained alongside and thrown away at export.
+A from-scratch pairwise judge first sits on a symmetric plateau (loss 0.693, the same answer in both orders) for
+~100-250 steps at lr 5e-3; the schedule and the mix above are what shortened it in our runs. With `--base` (e.g.
+Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
 (merged weights, LoRA folded in, processor files), plus split.json, train_report.json, log.jsonl, tensorboard/ and
@@ -30,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import types
 from dataclasses import asdict, dataclass
@@ -63,8 +72,8 @@ class RewardTrainConfig:
     lora_alpha: float = 0.0  # 0 = same as the rank
     qk_init: float = 0.0  # built model only: std of the LM's q/k projection init (0 = transformers' default)
     steps: int = 0  # optimiser steps; 0 = run for `seconds` instead
-    seconds: float = 210.0  # wall-clock budget of the loop when steps = 0 (data and export come on top)
-    lr: float = 1e-3  # AdamW peak learning rate (the paper: 1e-6 for the 7B; a from-scratch tiny model needs more)
+    seconds: float = 270.0  # wall-clock budget of the loop when steps = 0 (data and export come on top)
+    lr: float = 5e-3  # AdamW peak learning rate (the paper: 1e-6 for the 7B; a from-scratch tiny model needs more)
     min_lr: float = 0.05  # cosine floor, as a fraction of lr
     warmup_steps: int = 50
     weight_decay: float = 0.01
@@ -74,8 +83,7 @@ class RewardTrainConfig:
     aux: str = "auto"  # auxiliary pairs: auto (when the data came from `onereward collect` and base is ""), on, off
     aux_margin: float = 0.05  # oracle-score gap below which an auxiliary pair is not labelled on a dimension
     image_loss: float = 1.0  # toy prior: weight of the image-score head's loss (ImageScoreHead); 0 = off
-    easy_steps: int = 0  # for this many first steps, auxiliary pairs only with a score gap >= easy_gap (curriculum)
-    easy_gap: float = 0.5
+    sibling_start: int = 300  # auxiliary pairs under sibling requests join the mix from this step on (see Sampler)
     held_out: float = 0.15  # fraction of CONDITIONS held out
     seed: int = 0
     eval_every: int = 0  # held-out accuracy every N steps; 0 = four times per run
@@ -83,7 +91,8 @@ class RewardTrainConfig:
     save_every: int = 200  # checkpoint every N steps (atomic); the last step is always saved
     keep_checkpoints: int = 2
     log_every: int = 10
-    threads: int = 0  # torch CPU threads; 0 = torch's default
+    threads: int = 1  # torch CPU threads (0 = torch's default). One: these models are too small for a second thread
+    # to gain much, and on shared cores OpenMP threads waiting for a descheduled partner made steps several x slower
 
     def check(self) -> RewardTrainConfig:
         if not self.prefs or not self.out:
@@ -197,18 +206,21 @@ def write_split(out: Path, prefs: Path, held_out: float, seed: int, train_rows, 
 
 class Sampler:
     """Draws a step's batch from (seed, step): a task uniformly among those with pairs, then real and auxiliary
-    items of that task (with replacement). The data position is the step counter itself. During the first
-    `easy_steps`, auxiliary items come only from those whose score gap (`strength`) is at least `easy_gap`."""
+    items of that task (with replacement). The data position is the step counter itself.
+
+    Auxiliary pairs under sibling requests (aux_pairs.py) join only from step `sibling_start`: they order the same
+    images both ways depending on the prompt, which a model still on the symmetric plateau (loss 0.693, the same
+    answer in both orders) cannot use yet; mixed in from the start they delayed its escape (about 150 -> 250+ steps).
+    """
 
     def __init__(self, real: Items, aux: Items | None, batch_size: int, real_share: float, seed: int,
-                 strength: np.ndarray | None = None, easy_steps: int = 0, easy_gap: float = 0.5):  # fmt: skip
+                 sibling: np.ndarray | None = None, sibling_start: int = 0):  # fmt: skip
         self.real, self.aux, self.seed = real, aux, seed
         self.real_by_task = {t: np.nonzero(real.tasks == t)[0] for t in range(len(TASK_NAMES))}
         self.aux_by_task = {t: np.nonzero(aux.tasks == t)[0] for t in range(len(TASK_NAMES))} if aux else {}
-        self.easy_steps = easy_steps if aux is not None and strength is not None else 0
-        if self.easy_steps:
-            easy = strength >= easy_gap
-            self.easy_by_task = {t: np.nonzero((aux.tasks == t) & easy)[0] for t in range(len(TASK_NAMES))}
+        self.sibling_start = sibling_start if aux is not None and sibling is not None else 0
+        if self.sibling_start:
+            self.plain_by_task = {t: np.nonzero((aux.tasks == t) & ~sibling)[0] for t in range(len(TASK_NAMES))}
         self.tasks = [t for t in range(len(TASK_NAMES)) if len(self.real_by_task[t])]
         if not self.tasks:
             raise UserError("no training pairs: every condition was held out; lower --held-out or add data")
@@ -221,8 +233,8 @@ class Sampler:
         parts = []
         n_real = self.n_real
         aux_rows = self.aux_by_task.get(t, np.zeros(0, dtype=np.int64))
-        if step < self.easy_steps and len(self.easy_by_task[t]):
-            aux_rows = self.easy_by_task[t]
+        if step < self.sibling_start:
+            aux_rows = self.plain_by_task[t]
         if len(aux_rows) == 0:
             n_real = self.batch_size
         parts.append(self._take(self.real, g.choice(self.real_by_task[t], n_real)))
@@ -317,6 +329,40 @@ def fast_vision_attention(model) -> None:
     for m in model.modules():
         if isinstance(m, Qwen2_5_VLVisionAttention):
             m.forward = types.MethodType(forward, m)
+
+
+class PairedVision:
+    """Runs the vision tower once per image of a both-orders call (exact: each image is encoded on its own).
+
+    `yes_no_logits(cat[x, y], cat[y, x])` hands the tower 4B images laid out as x0, y0, ..., x(B-1), y(B-1) and then
+    y0, x0, ...: the second half is the first with each pair swapped. Inside `with paired:`, the tower encodes only
+    the first 2B and the rest is built by swapping, which saves a third of a tiny model's step on a CPU.
+    """
+
+    def __init__(self, visual):
+        self.on = False
+        original = visual.forward
+
+        def forward(hidden_states, grid_thw, **kwargs):
+            n = grid_thw.shape[0]
+            if not self.on or n % 4:
+                return original(hidden_states, grid_thw, **kwargs)
+            half, per = n // 2, hidden_states.shape[0] // n  # images of one size: equal patch counts
+            out = original(hidden_states[: half * per], grid_thw[:half], **kwargs)
+            pooled = out.pooler_output  # (half * tokens, hidden)
+            tokens = pooled.shape[0] // half
+            pairs = pooled.reshape(half // 2, 2, tokens, -1)  # (B, [x, y], tokens, hidden)
+            out.pooler_output = torch.cat([pooled, pairs.flip(1).reshape(half * tokens, -1)])  # then y, x
+            return out
+
+        visual.forward = forward
+
+    def __enter__(self):
+        self.on = True
+        return self
+
+    def __exit__(self, *exc):
+        self.on = False
 
 
 def trainable(model) -> dict[str, torch.Tensor]:
@@ -417,8 +463,9 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
 
     cfg.check()
     t_setup = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    load = os.getloadavg()[0]  # other processes on the cores: step counts in --seconds mode depend on it
+    threads = cfg.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
     prefs, out = Path(cfg.prefs), Path(cfg.out)
     if resume and checkpoint.latest(out / "checkpoints") is None:
         raise UserError(f"--resume: no complete checkpoint under {out / 'checkpoints'}; start without --resume")
@@ -442,7 +489,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         paths += [p for c in read_candidates(prefs) if c["condition"] in train_conds for p in c["candidates"]]
     bank_np, index = load_bank(prefs, paths)
     real = real_items(train_rows, index)
-    aux, strength = None, None
+    aux, sibling = None, None
     if use_aux:
         from onereward.reward.aux_pairs import build_aux_pool
 
@@ -456,7 +503,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             pool.second,
             pool.labels,
         )
-        strength = pool.strength
+        sibling = pool.sibling
         bank_np = np.concatenate([bank_np, pool.images]) if len(pool.images) else bank_np
     bank = torch.from_numpy(bank_np)  # (N, 3, H, W) uint8
     head_targets = None
@@ -466,7 +513,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         for items_ in (real, aux):
             img_task[items_.first], img_task[items_.second] = items_.tasks, items_.tasks
         head_targets = torch.from_numpy(no_text_alignment(targets, img_task))  # (N, MAX_DIMS)
-    sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, strength, cfg.easy_steps, cfg.easy_gap)
+    sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling, cfg.sibling_start)
     held_items = real_items(held_rows, index)
     held_tasks = [r["task"] for r in held_rows]
     held_dims = [r["dimension"] for r in held_rows]
@@ -480,6 +527,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     model.to(acc.device).train()  # Qwen2.5-VL has no dropout: train() changes nothing but the flag
     fast_vision_attention(model)
     rm = RewardModel.from_model(model, processor, frozen=False)
+    paired = PairedVision(rm.vl.model.visual)
     params = list(trainable(model).values())
     head = None
     if head_targets is not None:
@@ -526,7 +574,10 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         # --- both orders in one call: rows 0..B-1 are (x, y), rows B..2B-1 are (y, x) ---
         for g in optimizer.param_groups:
             g["lr"] = cfg.lr * lr_factor(cfg, step, state["elapsed"])
-        logits = rm.yes_no_logits(torch.cat([x, y]), torch.cat([y, x]), task, dims, items.prompts * 2)  # (2B, D, 2)
+        with paired:
+            logits = rm.yes_no_logits(
+                torch.cat([x, y]), torch.cat([y, x]), task, dims, items.prompts * 2
+            )  # (2B, D, 2)
         loss = both_orders_loss(logits[:b], logits[b:], labels)
         total = loss
         if head is not None:  # toy prior: the images' own oracle scores, from the vision tower's output
@@ -598,6 +649,8 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         report = {
             "config": asdict(cfg),
             "steps": state["step"],
+            "threads": threads,
+            "load_average_at_start": round(load, 2),
             "seconds": {"setup": round(setup_seconds, 1), "train": round(state["elapsed"], 1)},
             "pairs": {
                 "train_real": len(real),
