@@ -137,39 +137,38 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "onereward.cli", *args]
 
 
-def test_killed_run_resumes_to_the_same_weights(tiny_fill_dir, tiny_rm_dir, tmp_path):
-    common = [
-        "train",
-        "--set",
-        f"model.policy={tiny_fill_dir}",
-        "--set",
-        f"model.reward={tiny_rm_dir}",
-        "--set",
+def train_args(policy, reward, out, *sets: str) -> list[str]:
+    """`onereward train` arguments for a tiny subprocess run: the shared settings, then `sets` (field=value)."""
+    fields = [
         "model.reward_accuracy=",
-        "--set",
-        "train.steps=6",
-        "--set",
         "train.batch_size=2",
-        "--set",
         "sampling.steps=4",
-        "--set",
         "data.pool_size=2",
-        "--set",
         "train.lr=1e-3",
-        "--set",
-        "log.save_every=2",
-        "--set",
         "log.eval_every=0",
-        "--set",
         "log.image_every=0",
+        "log.save_every=2",
+        f"model.policy={policy}",
+        f"model.reward={reward}",
+        f"log.out={out}",
+        *sets,
     ]
+    return ["train", *(x for f in fields for x in ("--set", f))]
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_fill_dir, tiny_rm_dir, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     full = tmp_path / "full"
-    subprocess.run(_cli(*common, "--set", f"log.out={full}"), check=True, env=env, capture_output=True)
+    subprocess.run(
+        _cli(*train_args(tiny_fill_dir, tiny_rm_dir, full, "train.steps=6")), check=True, env=env, capture_output=True
+    )
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
-        _cli(*common, "--set", f"log.out={killed}"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        _cli(*train_args(tiny_fill_dir, tiny_rm_dir, killed, "train.steps=6")),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while checkpoint.latest(killed / "checkpoints") is None and time.time() < deadline:
@@ -178,7 +177,8 @@ def test_killed_run_resumes_to_the_same_weights(tiny_fill_dir, tiny_rm_dir, tmp_
     proc.wait()
     done = checkpoint.latest(killed / "checkpoints")
     assert done is not None and int(done.name.split("-")[1]) < 6, "the kill came too late to test resume"
-    subprocess.run(_cli(*common, "--set", f"log.out={killed}", "--resume"), check=True, env=env, capture_output=True)
+    resume = [*train_args(tiny_fill_dir, tiny_rm_dir, killed, "train.steps=6"), "--resume"]
+    subprocess.run(_cli(*resume), check=True, env=env, capture_output=True)
 
     a = load_file(checkpoint.latest(full / "checkpoints") / "policy.safetensors")
     b = load_file(checkpoint.latest(killed / "checkpoints") / "policy.safetensors")
@@ -208,7 +208,7 @@ def test_reference_cache_gives_the_same_training_as_live_rollouts(tiny_fill_dir,
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
 
 
-def _torchrun(out, policy, reward, port, *extra) -> None:
+def _torchrun(out, policy, reward, port, *sets: str, resume: bool = False) -> None:
     cmd = [
         sys.executable,
         "-m",
@@ -219,59 +219,20 @@ def _torchrun(out, policy, reward, port, *extra) -> None:
         str(port),
         "-m",
         "onereward.cli",
-        "train",
-        "--set",
-        f"model.policy={policy}",
-        "--set",
-        f"model.reward={reward}",
-        "--set",
-        "model.reward_accuracy=",
-        "--set",
-        "train.batch_size=2",
-        "--set",
-        "sampling.steps=4",
-        "--set",
-        "data.pool_size=2",
-        "--set",
-        "train.lr=1e-3",
-        "--set",
-        f"log.out={out}",
-        "--set",
-        "log.image_every=0",
-        "--set",
-        "log.save_every=2",
-        *extra,
+        *train_args(policy, reward, out, *sets),
+        *(["--resume"] if resume else []),
     ]
-    res = subprocess.run(
-        cmd,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
 
 
 def test_ddp_and_fsdp_on_two_processes_agree_and_fsdp_resumes(tiny_fill_dir, tiny_rm_dir, tmp_path):
     """DDP and torch FSDP2 over gloo: the sharded run trains like the replicated one and resumes from a checkpoint."""
-    _torchrun(tmp_path / "ddp", tiny_fill_dir, tiny_rm_dir, 29541, "--set", "train.steps=4")
-    _torchrun(
-        tmp_path / "fsdp", tiny_fill_dir, tiny_rm_dir, 29542, "--set", "train.steps=4", "--set", "model.fsdp=true"
-    )
-    _torchrun(
-        tmp_path / "fsdp2", tiny_fill_dir, tiny_rm_dir, 29543, "--set", "train.steps=2", "--set", "model.fsdp=true"
-    )
-    _torchrun(
-        tmp_path / "fsdp2",
-        tiny_fill_dir,
-        tiny_rm_dir,
-        29544,
-        "--set",
-        "train.steps=4",
-        "--set",
-        "model.fsdp=true",
-        "--resume",
-    )
+    _torchrun(tmp_path / "ddp", tiny_fill_dir, tiny_rm_dir, 29541, "train.steps=4")
+    _torchrun(tmp_path / "fsdp", tiny_fill_dir, tiny_rm_dir, 29542, "train.steps=4", "model.fsdp=true")
+    _torchrun(tmp_path / "fsdp2", tiny_fill_dir, tiny_rm_dir, 29543, "train.steps=2", "model.fsdp=true")
+    _torchrun(tmp_path / "fsdp2", tiny_fill_dir, tiny_rm_dir, 29544, "train.steps=4", "model.fsdp=true", resume=True)
     ddp_run = json.loads((tmp_path / "ddp" / "run.json").read_text())
     assert ddp_run["num_processes"] == 2 and ddp_run["strategy"] == "ddp"
     assert json.loads((tmp_path / "fsdp" / "run.json").read_text())["strategy"] == "fsdp"
