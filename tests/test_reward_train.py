@@ -192,3 +192,13 @@ def test_fast_vision_attention_and_paired_vision_are_exact(tiny_rm_dir):
         assert grads.keys() == ref_grads.keys()
         for n in grads:
             torch.testing.assert_close(grads[n], ref_grads[n], rtol=1e-4, atol=1e-6)
+
+
+def test_seconds_budget_stops_on_time_and_evaluates(tmp_path):
+    prefs = tmp_path / "prefs"
+    toy_prefs(prefs, ("removal",), 8, ("GT", "untouched", "grey"))
+    out = train(RewardTrainConfig(prefs=str(prefs), out=str(tmp_path / "rm"), seconds=2.0, batch_size=4,
+                                  held_out=0.25, warmup_steps=2), progress=True)  # fmt: skip
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["steps"] >= 1 and 2.0 <= report["seconds"]["train"] < 10
+    assert report["held_out_history"], "the periodic held-out accuracy never ran"

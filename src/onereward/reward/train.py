@@ -540,20 +540,22 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     state = {"step": 0, "elapsed": 0.0}
     if resume:
         state = restore(out / "checkpoints", model, optimizer, cfg, head)
+    if resume and (out / SPLIT_FILE).is_file():
+        before = json.loads((out / SPLIT_FILE).read_text())
+        if before["held_out_conditions"] != sorted({r["condition"] for r in held_rows}):
+            raise UserError("--resume: the preference data's split changed; resume with the same --prefs and seed")
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        split = write_split(out, prefs, cfg.held_out, cfg.seed, train_rows, held_rows)
-        if resume and split.get("train_conditions") != sorted({r["condition"] for r in train_rows}):
-            raise UserError("--resume: the preference data's split changed; resume with the same --prefs and seed")
+        write_split(out, prefs, cfg.held_out, cfg.seed, train_rows, held_rows)
     logger = RunLogger(out, acc.is_main_process)
     eval_every = cfg.eval_every or max(1, (cfg.steps or 10**9) // 4)
     eval_seconds = cfg.seconds / 4  # --seconds mode: evaluate every quarter of the budget
     next_eval_time = (math.floor(state["elapsed"] / eval_seconds) + 1) * eval_seconds
     setup_seconds = time.perf_counter() - t_setup
 
-    total = cfg.steps if cfg.steps else int(cfg.seconds)
+    bar_total = cfg.steps if cfg.steps else int(cfg.seconds)
     bar = tqdm(
-        total=total,
+        total=bar_total,
         initial=state["step"] if cfg.steps else int(state["elapsed"]),
         desc="train-reward",
         unit="step" if cfg.steps else "s",
@@ -579,14 +581,14 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
                 torch.cat([x, y]), torch.cat([y, x]), task, dims, items.prompts * 2
             )  # (2B, D, 2)
         loss = both_orders_loss(logits[:b], logits[b:], labels)
-        total = loss
+        objective = loss
         if head is not None:  # toy prior: the images' own oracle scores, from the vision tower's output
             rows_xy = np.stack([items.first, items.second], 1).reshape(-1)  # (2B,) the forward's first 2B images
             img_loss = head.loss(4 * b, task, head_targets[torch.as_tensor(rows_xy)].to(acc.device))
-            total = loss + cfg.image_loss * img_loss
+            objective = loss + cfg.image_loss * img_loss
 
         # --- update ---
-        acc.backward(total)
+        acc.backward(objective)
         if acc.num_processes > 1:  # RewardModel calls the inner modules, so average the gradients here
             for p in params:
                 if p.grad is not None:
@@ -636,7 +638,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         if cfg.steps:
             bar.update(1)
         else:
-            bar.n = min(total, int(state["elapsed"]))
+            bar.n = min(bar_total, int(state["elapsed"]))
             bar.refresh()
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}", task=task)
         if state["step"] % cfg.save_every == 0 or finished(cfg, state["step"], state["elapsed"]):
