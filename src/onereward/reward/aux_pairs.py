@@ -188,11 +188,14 @@ def build_aux_pool(
     margin: float = 0.05,
     seed: int = 0,
     progress: bool = False,
+    per_task: int = 0,
 ) -> AuxPool:
     """Auxiliary items from the TRAINING conditions of a `onereward collect` folder.
 
     bank_index maps an image path (relative to the folder) to its row in `bank` (N, 3, H, W) uint8, the trainer's
     images; candidate images are referred to there. Synthetic variants get indices len(bank) + row of `images`.
+    per_task > 0 uses at most that many training conditions per task (a seeded choice): scoring the variants with
+    the oracle is the slow part (~1 ms an image), and a few hundred scenes per task already cover the toy world.
     """
     from tqdm import tqdm
 
@@ -201,6 +204,12 @@ def build_aux_pool(
 
     rows = [r for r in read_candidates(prefs_dir) if r["condition"] in train_conditions]
     rng = np.random.default_rng([seed, 7])
+    if per_task > 0:
+        keep = []
+        for task in TASK_NAMES:
+            mine = [r for r in rows if r["task"] == task]
+            keep += [mine[i] for i in sorted(rng.permutation(len(mine))[:per_task])]
+        rows = keep
     synth: list[np.ndarray] = []
     tasks, prompts, conds = [], [], []
     first, second, labels, strength, is_twin = [], [], [], [], []

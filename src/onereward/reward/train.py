@@ -22,7 +22,7 @@ stays at chance. So, only for preference data made by `onereward collect` (a can
 and only when no `--base` is given, training adds three things, all built from TRAINING conditions only:
   1. graded auxiliary pairs from the toy world, ordered by the oracle (`reward.aux_pairs`), mixed into every batch
      (`real_share` of each batch stays real pairs, so these are repeated many times);
-  2. sibling requests for fill and text (same images, another prompt, other order), from step `sibling_start`;
+  2. sibling requests for fill and text (same images, another prompt, other order), from step `prompt_start`;
   3. an image-score head (`ImageScoreHead`): a linear read-out of each image's oracle scores from the vision tower,
      trained alongside and thrown away at export.
 A from-scratch pairwise judge first sits on a symmetric plateau (loss 0.693, the same answer in both orders) for
@@ -59,6 +59,12 @@ MAX_DIMS = max(len(t.dimensions) for t in TASKS.values())
 
 # Sizes of the embedded default's reward model (the "toy" preset of reward/tiny.py with these fields replaced).
 TOY_RM: dict[str, int] = dict(v_hidden=64, v_depth=2, v_heads=4, hidden=64, layers=2, heads=4, kv_heads=2)
+# The text model's rotary positions, replacing the 7B's (theta 1e6, sections [16, 24, 24] of 64, scaled to [2, 3, 3]).
+# At the tiny head size (16) those leave only two rotary pairs on the temporal axis, the one that tells the first image
+# from the second, and both nearly still over a 100-token query; theta 100 with 6 of 8 pairs temporal gives the model
+# the order at once. On a toy task, steps to leave the symmetric plateau: 80 / 110 / never (>200) with the 7B's,
+# 50 / 75 / 70 with these (seeds 0-2).
+TOY_ROPE: dict = {"rope_theta": 100.0, "mrope_section": [6, 1, 1]}
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)|.*visual.*blocks.*\.(qkv|proj)"
 
 
@@ -82,8 +88,10 @@ class RewardTrainConfig:
     real_share: float = 0.25  # share of each batch drawn from real pairs when auxiliary pairs exist
     aux: str = "auto"  # auxiliary pairs: auto (when the data came from `onereward collect` and base is ""), on, off
     aux_margin: float = 0.05  # oracle-score gap below which an auxiliary pair is not labelled on a dimension
+    aux_conditions: int = 240  # training conditions per task that auxiliary pairs are made from (0 = all)
     image_loss: float = 1.0  # toy prior: weight of the image-score head's loss (ImageScoreHead); 0 = off
-    sibling_start: int = 300  # auxiliary pairs under sibling requests join the mix from this step on (see Sampler)
+    prompt_start: int = 250  # toy prior: prompt-dependent labels join from this step (see PHASE1 / PHASE2)
+    easy_gap: float = 0.0  # toy prior, phase 1: only auxiliary pairs whose largest score gap is at least this
     held_out: float = 0.15  # fraction of CONDITIONS held out
     seed: int = 0
     eval_every: int = 0  # held-out accuracy every N steps; 0 = four times per run
@@ -204,49 +212,96 @@ def write_split(out: Path, prefs: Path, held_out: float, seed: int, train_rows, 
     return doc
 
 
-class Sampler:
-    """Draws a step's batch from (seed, step): a task uniformly among those with pairs, then real and auxiliary
-    items of that task (with replacement). The data position is the step counter itself.
+# Streams a step is drawn from, (task, dimensions queried or None for all, weight), in two phases (toy prior).
+# Phase 1 (steps < prompt_start) queries no prompt-dependent dimension: a from-scratch judge first sits on a
+# symmetric plateau (loss 0.693, the same answer in both orders), and labels that only reading the prompt explains
+# (text alignment, sibling requests) kept it there longer in our runs (~150 -> 250+ steps). Phase 2 adds them, with
+# text-alignment-only steps (a one-dimension step costs ~55% of a four-dimension one) since reading the prompt is
+# what such a model learns slowest. Removal and extend without prompt learn fastest, so they get less weight.
+PHASE1: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
+    ("fill", ("consistency", "structure", "aesthetics"), 1.0),
+    ("text", ("consistency", "structure", "aesthetics"), 1.0),
+    ("extend", ("consistency", "structure", "aesthetics"), 1.0),
+    ("extend_noprompt", None, 1.0),
+    ("removal", None, 1.0),
+)
+PHASE2: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
+    ("fill", None, 1.0),
+    ("text", None, 1.0),
+    ("extend", None, 1.0),
+    ("extend_noprompt", None, 0.6),
+    ("removal", None, 0.6),
+    ("fill", ("text_alignment",), 0.5),
+    ("text", ("text_alignment",), 0.25),
+    ("extend", ("text_alignment",), 0.4),
+)
 
-    Auxiliary pairs under sibling requests (aux_pairs.py) join only from step `sibling_start`: they order the same
-    images both ways depending on the prompt, which a model still on the symmetric plateau (loss 0.693, the same
-    answer in both orders) cannot use yet; mixed in from the start they delayed its escape (about 150 -> 250+ steps).
+
+class Sampler:
+    """Draws a step's batch from (seed, step), so the data position is the step counter itself: a stream (a task
+    and the dimensions to query) by weight, then real and auxiliary items of that task labelled on at least one of
+    those dimensions (with replacement).
+
+    With auxiliary pairs (the toy prior) the streams are PHASE1 before step `prompt_start` and PHASE2 after, and
+    auxiliary pairs under sibling requests (aux_pairs.py) join in phase 2. Without them (real data, a pretrained
+    base) every task is one stream of equal weight from the start: the paper's recipe.
     """
 
     def __init__(self, real: Items, aux: Items | None, batch_size: int, real_share: float, seed: int,
-                 sibling: np.ndarray | None = None, sibling_start: int = 0):  # fmt: skip
+                 sibling: np.ndarray | None = None, prompt_start: int = 0, strength: np.ndarray | None = None,
+                 easy_gap: float = 0.0):  # fmt: skip
         self.real, self.aux, self.seed = real, aux, seed
-        self.real_by_task = {t: np.nonzero(real.tasks == t)[0] for t in range(len(TASK_NAMES))}
-        self.aux_by_task = {t: np.nonzero(aux.tasks == t)[0] for t in range(len(TASK_NAMES))} if aux else {}
-        self.sibling_start = sibling_start if aux is not None and sibling is not None else 0
-        if self.sibling_start:
-            self.plain_by_task = {t: np.nonzero((aux.tasks == t) & ~sibling)[0] for t in range(len(TASK_NAMES))}
-        self.tasks = [t for t in range(len(TASK_NAMES)) if len(self.real_by_task[t])]
-        if not self.tasks:
-            raise UserError("no training pairs: every condition was held out; lower --held-out or add data")
         self.batch_size = batch_size
         self.n_real = batch_size if aux is None else max(1, round(batch_size * real_share))
+        if aux is None:
+            self.prompt_start, plain = 0, [(t, None, 1.0) for t in TASK_NAMES]
+            self.phases = [self._streams(plain, None), self._streams(plain, None)]
+        else:
+            self.prompt_start = prompt_start
+            keep = np.ones(len(aux), dtype=bool) if sibling is None else ~sibling
+            if strength is not None and easy_gap > 0:
+                keep &= strength >= easy_gap
+            self.phases = [self._streams(PHASE1, keep), self._streams(PHASE2, None)]
+        if not self.phases[1][0]:
+            raise UserError("no training pairs: every condition was held out; lower --held-out or add data")
 
-    def batch(self, step: int, rank: int = 0) -> tuple[str, Items]:
-        g = np.random.default_rng([self.seed, step, rank, 11])
-        t = self.tasks[int(g.integers(len(self.tasks)))]
-        parts = []
-        n_real = self.n_real
-        aux_rows = self.aux_by_task.get(t, np.zeros(0, dtype=np.int64))
-        if step < self.sibling_start:
-            aux_rows = self.plain_by_task[t]
-        if len(aux_rows) == 0:
-            n_real = self.batch_size
-        parts.append(self._take(self.real, g.choice(self.real_by_task[t], n_real)))
-        if n_real < self.batch_size:
-            parts.append(self._take(self.aux, g.choice(aux_rows, self.batch_size - n_real)))
-        return TASK_NAMES[t], Items.cat(parts)
+    def _streams(self, spec, keep):
+        streams, weights = [], []
+        for task, dims, w in spec:
+            t = TASK_NAMES.index(task)
+            dims = dims or TASKS[task].dimensions
+            cols = [TASKS[task].dimensions.index(d) for d in dims]
+            real_rows = self._rows(self.real, t, cols)
+            if not len(real_rows):
+                continue
+            aux_rows = self._rows(self.aux, t, cols, keep) if self.aux is not None else np.zeros(0, dtype=np.int64)
+            streams.append((task, tuple(dims), cols, real_rows, aux_rows))
+            weights.append(w)
+        return streams, np.asarray(weights) / max(1e-9, float(np.sum(weights)))
 
     @staticmethod
-    def _take(items: Items, idx: np.ndarray) -> Items:
-        return Items(
-            items.tasks[idx], [items.prompts[i] for i in idx], items.first[idx], items.second[idx], items.labels[idx]
-        )
+    def _rows(items: Items, t: int, cols: list[int], keep: np.ndarray | None = None) -> np.ndarray:
+        ok = (items.tasks == t) & (items.labels[:, cols] != 0).any(1)
+        return np.nonzero(ok if keep is None else ok & keep)[0]
+
+    def batch(self, step: int, rank: int = 0) -> tuple[str, tuple[str, ...], Items]:
+        """(task, dimensions, items) with items.labels cut to those dimensions' columns."""
+        g = np.random.default_rng([self.seed, step, rank, 11])
+        streams, p = self.phases[0 if step < self.prompt_start else 1]
+        if not streams:
+            streams, p = self.phases[1]
+        task, dims, cols, real_rows, aux_rows = streams[int(g.choice(len(streams), p=p))]
+        n_real = self.n_real if len(aux_rows) else self.batch_size
+        parts = [self._take(self.real, g.choice(real_rows, n_real), cols)]
+        if n_real < self.batch_size:
+            parts.append(self._take(self.aux, g.choice(aux_rows, self.batch_size - n_real), cols))
+        return task, dims, Items.cat(parts)
+
+    @staticmethod
+    def _take(items: Items, idx: np.ndarray, cols: list[int]) -> Items:
+        labels = np.zeros((len(idx), MAX_DIMS), dtype=np.int8)
+        labels[:, : len(cols)] = items.labels[idx][:, cols]
+        return Items(items.tasks[idx], [items.prompts[i] for i in idx], items.first[idx], items.second[idx], labels)
 
 
 def to_images(bank: torch.Tensor, rows: np.ndarray, device) -> torch.Tensor:
@@ -290,9 +345,12 @@ def toy_rm_config(tok):
     saved = tiny.PRESETS.get("toy")
     try:  # tiny_config reads its sizes from the PRESETS table; lend it ours for the call
         tiny.PRESETS["toy"] = {**saved, **TOY_RM}
-        return tiny.tiny_config(tok, "toy")
+        config = tiny.tiny_config(tok, "toy")
     finally:
         tiny.PRESETS["toy"] = saved
+    if TOY_ROPE:
+        config.text_config.rope_parameters = {**config.text_config.rope_parameters, **TOY_ROPE}
+    return config
 
 
 def add_lora(model, rank: int, alpha: float):
@@ -489,11 +547,13 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         paths += [p for c in read_candidates(prefs) if c["condition"] in train_conds for p in c["candidates"]]
     bank_np, index = load_bank(prefs, paths)
     real = real_items(train_rows, index)
-    aux, sibling = None, None
+    aux, sibling, strength = None, None, None
     if use_aux:
         from onereward.reward.aux_pairs import build_aux_pool
 
-        pool = build_aux_pool(prefs, train_conds, index, bank_np, cfg.aux_margin, cfg.seed, progress)
+        pool = build_aux_pool(
+            prefs, train_conds, index, bank_np, cfg.aux_margin, cfg.seed, progress, cfg.aux_conditions
+        )
         held = {r["condition"] for r in held_rows}
         assert not held & set(pool.conditions), "an auxiliary pair came from a held-out condition"
         aux = Items(
@@ -503,7 +563,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             pool.second,
             pool.labels,
         )
-        sibling = pool.sibling
+        sibling, strength = pool.sibling, pool.strength
         bank_np = np.concatenate([bank_np, pool.images]) if len(pool.images) else bank_np
     bank = torch.from_numpy(bank_np)  # (N, 3, H, W) uint8
     head_targets = None
@@ -513,7 +573,9 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         for items_ in (real, aux):
             img_task[items_.first], img_task[items_.second] = items_.tasks, items_.tasks
         head_targets = torch.from_numpy(no_text_alignment(targets, img_task))  # (N, MAX_DIMS)
-    sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling, cfg.sibling_start)
+    sampler = Sampler(
+        real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling, cfg.prompt_start, strength, cfg.easy_gap
+    )
     held_items = real_items(held_rows, index)
     held_tasks = [r["task"] for r in held_rows]
     held_dims = [r["dimension"] for r in held_rows]
@@ -566,8 +628,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     while not finished(cfg, state["step"], state["elapsed"]):
         step = state["step"]
         # --- a batch of one task's pairs, from (seed, step) ---
-        task, items = sampler.batch(step, acc.process_index)
-        dims = TASKS[task].dimensions
+        task, dims, items = sampler.batch(step, acc.process_index)
         x = to_images(bank, items.first, acc.device)  # (B, 3, H, W) in [0, 1]
         y = to_images(bank, items.second, acc.device)  # (B, 3, H, W)
         labels = torch.as_tensor(items.labels[:, : len(dims)], device=acc.device)  # (B, D) in {+1, -1, 0}
@@ -616,7 +677,9 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             batch_acc = float((right * (lab != 0)).sum() / (lab != 0).sum().clamp(min=1))
         scalars = {
             "loss": float(loss.detach()),
-            f"loss/{task}": float(loss.detach()),
+            f"loss/{task}" + ("" if len(dims) == len(TASKS[task].dimensions) else "/" + "+".join(dims)): float(
+                loss.detach()
+            ),
             "train_two_order": batch_acc,
             "lr": optimizer.param_groups[0]["lr"],
             "grad_norm": float(grad_norm),
