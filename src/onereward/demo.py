@@ -39,7 +39,11 @@ def _exists(*parts: str) -> Callable[[Path], bool]:
 def stages(seed: int, quick: bool) -> list[Stage]:
     """The demo's stages in order. `quick` shrinks every budget (a smoke run for tests, not for results)."""
     q = quick
-    pretrain_s = "20" if q else "240"
+    pretrain_s = "20" if q else "300"
+    rm_budget = ["--steps", "4"] if q else ["--seconds", "240"]
+    # The stages run one after another on an otherwise idle machine: the trainers may take both cores (their own
+    # default is one thread, the safe choice on shared cores).
+    threads = ["--threads", "1" if q else "2"]
     rl_steps = "4" if q else "150"
     bench = ["--counts", "fill=4,text=2,extend=2,extend_noprompt=2,removal=2"] if q else []
     return [
@@ -52,7 +56,9 @@ def stages(seed: int, quick: bool) -> list[Stage]:
         Stage(
             "pretrain",
             "pretrain the tiny base fill model (VAE + transformer)",
-            lambda o: ["pretrain", "--out", str(o / "models" / "base"), "--seconds", pretrain_s, "--seed", str(seed)],
+            lambda o: [
+                "pretrain", "--out", str(o / "models" / "base"), "--seconds", pretrain_s, "--seed", str(seed), *threads
+            ],  # fmt: skip
             _exists("models", "base", "model_index.json"),
         ),
         Stage(
@@ -81,7 +87,8 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                 str(o / "models" / "reward"),
                 "--seed",
                 str(seed),
-                *(["--steps", "4"] if q else []),
+                *rm_budget,
+                *threads,
             ],
             _exists("models", "reward", "config.json"),
         ),
