@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from onereward.errors import UserError
 from onereward.eval.commands import report
-from onereward.eval.report import write_report
+from onereward.eval.report import CAPTION_H, FIGURES, GAP_PX, GREY, HEADER_H, TILE_PX, grid_figure, write_report
 from onereward.io import save_image, save_json
 
 CHROMIUM = os.environ.get("ONEREWARD_CHROMIUM", "/usr/bin/chromium")
@@ -137,6 +138,65 @@ def test_cli_command_writes_where_asked(tmp_path, capsys):
     save_json(run / "results.json", {"usability": {"base": {"fill": 0.5}}})
     path = report(run, tmp_path / "out.html")
     assert path.is_file() and "wrote" in capsys.readouterr().out
+
+
+# --- PNG grids ---
+
+
+def test_figures_are_pngs_with_a_row_per_item_and_a_column_per_model(tmp_path, capsys):
+    run = make_run(tmp_path / "run")
+    out = tmp_path / "figs"
+    report(run, tmp_path / "r.html", figures=out)
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(FIGURES)  # no temporary file left behind
+    for name in FIGURES:
+        assert str(out / name) in printed
+        with Image.open(out / name) as img:
+            assert img.format == "PNG" and img.width > 4 * TILE_PX
+
+    # rows: one per item shown (a task without items gets one "not run" row); the header row on top
+    one, two = grid_figure(run, ["fill"], per_task=1), grid_figure(run, ["fill"], per_task=3)
+    row_h = two.height - one.height
+    assert row_h > TILE_PX
+    assert grid_figure(run, ["fill", "removal"]).height == one.height + 2 * row_h
+    assert grid_figure(run, ["fill", "text"]).height == two.height + row_h
+
+    # columns: source + mask, base, onereward, onereward_dynamic, then any other model found in eval/
+    save_image(run / "eval" / "opencv" / "fill" / "0000.png", np.zeros((16, 16, 3)))
+    wider = grid_figure(run, ["fill"], per_task=1)
+    assert wider.width - one.width == TILE_PX + GAP_PX and wider.height == one.height
+
+
+def test_figure_shows_missing_outputs_as_grey_tiles_and_usability_under_judged_ones(tmp_path):
+    run = make_run(tmp_path / "run")
+    (run / "eval" / "base" / "removal" / "0000.png").unlink()
+    (run / "eval" / "benchmark" / "removal" / "0000" / "mask.png").unlink()
+    fig = np.asarray(grid_figure(run, ["removal"]))  # one row; columns ..., base, onereward, onereward_dynamic
+    assert fig.shape[0] == HEADER_H + TILE_PX + CAPTION_H + 2 * GAP_PX  # header, tile, caption, gaps
+
+    def tile(col_from_right):
+        x = fig.shape[1] - GAP_PX - col_from_right * (TILE_PX + GAP_PX)
+        return fig[HEADER_H : HEADER_H + TILE_PX, x : x + TILE_PX], fig[HEADER_H + TILE_PX : -GAP_PX, x : x + TILE_PX]
+
+    dynamic, dynamic_caption = tile(1)  # never run
+    onereward, onereward_caption = tile(2)  # output and a record saying usable
+    base, base_caption = tile(3)  # output deleted
+    source, _ = tile(4)  # mask deleted: the source alone would misstate the task
+    for missing in (dynamic, base, source):
+        assert (missing[:8, :8] == GREY).all()  # a grey "not run" tile ...
+        assert (missing != GREY).any()  # ... with its words on it
+    assert not (onereward == GREY).all(axis=-1).any()
+    assert (dynamic_caption == 255).all() and (base_caption == 255).all()  # no record: nothing claimed
+    ink = onereward_caption[(onereward_caption != 255).any(axis=-1)].astype(int)
+    assert len(ink) and (ink[:, 1] > ink[:, 0]).mean() > 0.8  # green "usable"
+
+
+def test_figures_into_a_file_is_a_one_line_user_error_before_any_writing(tmp_path):
+    run = make_run(tmp_path / "run")
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(UserError, match="is a file") as err:
+        report(run, tmp_path / "r.html", figures=tmp_path / "taken")
+    assert "\n" not in str(err.value) and not (tmp_path / "r.html").exists()
 
 
 # --- a real browser ---

@@ -7,16 +7,27 @@ from typing import Annotated
 
 import typer
 
-from onereward.eval.report import write_report
+from onereward.eval.report import FIGURES, check_figures_dir, write_figures, write_report
 
 
 def report(
     run_dir: Annotated[Path, typer.Argument(help="folder of a run, holding results.json (e.g. runs/demo)")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="the page to write [RUN_DIR/report.html]")] = None,
+    figures: Annotated[
+        Path | None,
+        typer.Option(
+            "--figures", help=f"also write the image grids as PNG files into this folder: {', '.join(FIGURES)}"
+        ),
+    ] = None,
 ) -> Path:
     """Write a self-contained HTML report of a run: tables beside the paper's, RL curves, image grids, costs."""
+    if figures is not None:
+        check_figures_dir(figures)
     path = write_report(run_dir, out)
     typer.echo(f"wrote {path}")
+    if figures is not None:
+        for fig in write_figures(run_dir, figures):
+            typer.echo(f"wrote {fig}")
     return path
 
 

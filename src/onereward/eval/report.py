@@ -8,6 +8,8 @@ Read from a run folder, every piece optional except results.json (schema in oner
     eval/<model>/records.json                   optional: the judged records (onereward.eval.metrics), whose
                                                 scores are printed under each image
 A piece that is missing shows as "not run"; nothing is invented.
+
+`write_figures` also draws the image grids as PNG files a README can show (same items, same columns, same rule).
 """
 
 from __future__ import annotations
@@ -24,17 +26,24 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from onereward.errors import UserError
 from onereward.eval import tables
 from onereward.eval.tables import NOT_RUN, Table
-from onereward.io import atomic_write, load_json
+from onereward.io import MASK_THRESHOLD, atomic_write, load_json
 from onereward.tasks import TASK_NAMES, get_task
 
 GRID_MODELS = ("base", "onereward", "onereward_dynamic")  # image-grid columns, in this order
 MAX_IMAGES_PER_TASK = 4
 MAX_EMBED_PX = 256  # larger outputs (real 1024 px runs) are downscaled before embedding, to keep the page small
+
+# PNG grids for a README: file name -> the tasks it shows, one row per item.
+FIGURES = {
+    "grid_fill_text.png": ("fill", "text"),
+    "grid_extend_removal.png": ("extend", "extend_noprompt", "removal"),
+}
+FIGURE_ITEMS_PER_TASK = 3
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -286,6 +295,16 @@ def _cell(path: Path, alt: str, caption: str = "") -> str:
     return f'<td><img alt="{_e(alt)}" src="{uri}">{caption}</td>'
 
 
+def _task_ids(eval_dir: Path, task: str, models: list[str]) -> list[str]:
+    """Every item id of a task, sorted: the benchmark's and any model's outputs (an output without its item shows)."""
+    bench = eval_dir / "benchmark" / task
+    ids = {p.name for p in bench.iterdir() if p.is_dir()} if bench.is_dir() else set()
+    for m in models:
+        if (eval_dir / m / task).is_dir():
+            ids |= {p.stem for p in (eval_dir / m / task).glob("*.png")}
+    return sorted(ids)
+
+
 def _images_section(run_dir: Path, max_images: int) -> str:
     eval_dir = run_dir / "eval"
     if not eval_dir.is_dir():
@@ -295,15 +314,12 @@ def _images_section(run_dir: Path, max_images: int) -> str:
     bench = eval_dir / "benchmark"
     out = []
     for task in TASK_NAMES:
-        ids = {p.name for p in (bench / task).iterdir() if p.is_dir()} if (bench / task).is_dir() else set()
-        for m in models:
-            if (eval_dir / m / task).is_dir():
-                ids |= {p.stem for p in (eval_dir / m / task).glob("*.png")}
+        ids = _task_ids(eval_dir, task, models)
         out.append(f"<h3>{_e(task)}</h3>")
         if not ids:
             out.append(_missing())
             continue
-        shown = sorted(ids)[:max_images]
+        shown = ids[:max_images]
         head = "".join(f"<th>{_e(h)}</th>" for h in ["id", "source", "mask", *models])
         rows = []
         for i in shown:
@@ -352,3 +368,159 @@ def write_report(run_dir: str | Path, out_path: str | Path | None = None) -> Pat
     text = render_html(results, run_dir)
     out = Path(out_path) if out_path is not None else run_dir / "report.html"
     return atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+# --- PNG grids (for a README) ---
+
+TILE_PX = 128  # side of one image tile; 64 px outputs are upscaled x2 (nearest), larger ones downscaled to fit
+GAP_PX = 6
+LABEL_MIN_W = 116  # left column: task, id, prompt; widened to the longest task name or id
+HEADER_H = 22
+CAPTION_H = 16  # "usable" / "not usable" under each output
+MASK_TINT = (0, 225, 255)  # the overlay on the masked region: a cyan wash plus hatching (no toy object is cyan)
+INK, GREY, USABLE, NOT_USABLE = (30, 30, 30), (205, 205, 205), (20, 130, 40), (190, 40, 40)
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def _read_rgb(path: Path) -> Image.Image | str:
+    """The image as RGB, or why not ("not run" when absent, "unreadable" when broken)."""
+    if not path.is_file():
+        return NOT_RUN
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError):
+        return "unreadable"
+
+
+def _fit(img: Image.Image) -> Image.Image:
+    """Scale to fit TILE_PX: small images by a whole factor, nearest-neighbour (pixels stay crisp), large ones down."""
+    side = max(img.size)
+    if side <= TILE_PX:
+        k = TILE_PX // side
+        return img.resize((img.width * k, img.height * k), Image.Resampling.NEAREST)
+    out = img.copy()
+    out.thumbnail((TILE_PX, TILE_PX), Image.Resampling.LANCZOS)
+    return out
+
+
+def _tile(content: Image.Image | str) -> Image.Image:
+    """A TILE_PX square: the image centred, or a grey tile that says why there is none."""
+    tile = Image.new("RGB", (TILE_PX, TILE_PX), "white" if isinstance(content, Image.Image) else GREY)
+    if isinstance(content, Image.Image):
+        img = _fit(content)
+        tile.paste(img, ((TILE_PX - img.width) // 2, (TILE_PX - img.height) // 2))
+    else:
+        ImageDraw.Draw(tile).text((TILE_PX // 2, TILE_PX // 2), content, fill=INK, font=_font(13), anchor="mm")
+    return tile
+
+
+def _masked_source(item: Path) -> Image.Image | str:
+    """The source with the region to generate washed and hatched, so the mask and what it covers both show."""
+    source = _read_rgb(item / "source.png")
+    if isinstance(source, str):
+        return source
+    mask = _read_rgb(item / "mask.png")
+    if isinstance(mask, str):
+        return f"mask {mask}"  # a source without its mask would misstate the task
+    big = _fit(source)
+    # same rule as onereward.io.load_mask: grey >= MASK_THRESHOLD of white is "generate here"
+    cut = round(MASK_THRESHOLD * 255)
+    m = mask.convert("L").resize(big.size, Image.Resampling.NEAREST).point(lambda v: 255 if v >= cut else 0)
+    hatch = Image.new("L", big.size, 0)
+    draw = ImageDraw.Draw(hatch)
+    for x in range(-big.height, big.width, 8):
+        draw.line([(x, big.height), (x + big.height, 0)], fill=255, width=2)
+    tint = Image.new("RGB", big.size, MASK_TINT)
+    out = Image.composite(Image.blend(big, tint, 0.35), big, m)
+    return Image.composite(tint, out, Image.fromarray(np.minimum(np.asarray(m), np.asarray(hatch))))
+
+
+def _prompt(item: Path, task: str) -> str:
+    """The user's prompt from meta.json when the task uses one ("" otherwise, or when unreadable)."""
+    if not get_task(task).uses_prompt:
+        return ""
+    try:
+        prompt = json.loads((item / "meta.json").read_text()).get("prompt")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return ""
+    return prompt if isinstance(prompt, str) else ""
+
+
+def _wrap(text: str, font, width: int, max_lines: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] += " ..."
+    return lines
+
+
+def grid_figure(
+    run_dir: Path, tasks: list[str] | tuple[str, ...], per_task: int = FIGURE_ITEMS_PER_TASK
+) -> Image.Image:
+    """One picture: a row per item (the first `per_task` of each task, in id order, as in the HTML report), columns
+    source-with-mask then each model of `_grid_models`, "usable" / "not usable" from records.json under each output.
+    A task without items gets one row of "not run" tiles."""
+    eval_dir = Path(run_dir) / "eval"
+    models = _grid_models(eval_dir) if eval_dir.is_dir() else list(GRID_MODELS)
+    records = {m: _load_records(eval_dir / m / "records.json") for m in models}
+    rows = [(t, i) for t in tasks for i in (_task_ids(eval_dir, t, models)[:per_task] or [None])]
+    columns = ["source + mask", *models]
+    big, small = _font(13), _font(11)
+    names = [big.getlength(t) for t in tasks] + [small.getlength(i or "") for _, i in rows]
+    label_w = max(LABEL_MIN_W, math.ceil(max(names, default=0)) + 2 * GAP_PX)
+
+    cell_w, cell_h = TILE_PX + GAP_PX, TILE_PX + CAPTION_H + GAP_PX
+    fig = Image.new("RGB", (label_w + len(columns) * cell_w + GAP_PX, HEADER_H + len(rows) * cell_h + GAP_PX), "white")
+    draw = ImageDraw.Draw(fig)
+    for c, name in enumerate(columns):
+        font = big if big.getlength(name) <= TILE_PX else small  # a long model name must not run into the next
+        draw.text((label_w + c * cell_w + TILE_PX // 2, HEADER_H // 2), name, fill=INK, font=font, anchor="mm")
+
+    for r, (task, item_id) in enumerate(rows):
+        y = HEADER_H + r * cell_h
+        item = eval_dir / "benchmark" / task / (item_id or "")
+        lines = [item_id, *_wrap(_prompt(item, task), small, label_w - 2 * GAP_PX, 4)] if item_id else ["no items"]
+        draw.text((GAP_PX, y + 4), task, fill=INK, font=big)
+        draw.multiline_text((GAP_PX, y + 22), "\n".join(lines), fill=INK, font=small, spacing=3)
+        fig.paste(_tile(_masked_source(item) if item_id else NOT_RUN), (label_w, y))
+        for c, m in enumerate(models, start=1):
+            x = label_w + c * cell_w
+            fig.paste(_tile(_read_rgb(eval_dir / m / task / f"{item_id}.png") if item_id else NOT_RUN), (x, y))
+            usable = (records[m].get((task, item_id)) or {}).get("usable")
+            if usable in (True, False):
+                text, colour = ("usable", USABLE) if usable else ("not usable", NOT_USABLE)
+                draw.text((x + TILE_PX // 2, y + TILE_PX + 2), text, fill=colour, font=small, anchor="mt")
+    return fig
+
+
+def check_figures_dir(out_dir: Path) -> None:
+    """Fail before any work when the figure folder cannot be one."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--figures {out_dir}: is a file; give a folder (it is created when missing)")
+
+
+def write_figures(run_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """Write the FIGURES grids into out_dir (created when missing), each atomically; return their paths."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such folder; give the folder of a run (e.g. runs/demo)")
+    check_figures_dir(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--figures {out_dir}: cannot create the folder ({e.strerror})") from None
+    paths = []
+    for name, tasks in FIGURES.items():
+        fig = grid_figure(run_dir, tasks)
+        paths.append(atomic_write(out_dir / name, lambda tmp, fig=fig: fig.save(tmp, format="PNG", optimize=True)))
+    return paths
