@@ -72,6 +72,12 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write) -> Path:
     """Write to a temporary file in the same folder, then rename: readers see the old file or the whole new one."""
     path = Path(path)
@@ -79,6 +85,7 @@ def atomic_write(path: str | Path, write) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result should read like any new file
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
