@@ -26,8 +26,9 @@ SPLIT = ("time/reference", "time/policy_rollout", "time/grad_step", "time/reward
 def run(args: list[str]) -> float:
     """Run `onereward ARGS` in a child process; returns its peak RSS in MB."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "onereward.cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "onereward.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"onereward {' '.join(args[:1])} failed:\n{proc.stderr.read().decode()[-2000:]}")
@@ -51,10 +52,30 @@ def main() -> None:
     root = a.keep or Path(tempfile.mkdtemp(prefix="rl_memory-"))
     policy = build_tiny_flux_fill(root / "policy", preset="bench", overwrite=True)
     reward = build_tiny_qwen_vl(root / "reward", preset="test", overwrite=True)
-    common = ["--set", f"model.policy={policy}", "--set", f"model.reward={reward}", "--set", "model.reward_accuracy=",
-              "--set", f"train.steps={a.steps}", "--set", "train.batch_size=4", "--set", "sampling.steps=8",
-              "--set", "data.pool_size=4", "--set", "log.eval_every=0", "--set", "log.image_every=0",
-              "--set", f"log.save_every={a.steps}", "--set", "train.lr=1e-5"]
+    common = [
+        "--set",
+        f"model.policy={policy}",
+        "--set",
+        f"model.reward={reward}",
+        "--set",
+        "model.reward_accuracy=",
+        "--set",
+        f"train.steps={a.steps}",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "sampling.steps=8",
+        "--set",
+        "data.pool_size=4",
+        "--set",
+        "log.eval_every=0",
+        "--set",
+        "log.image_every=0",
+        "--set",
+        f"log.save_every={a.steps}",
+        "--set",
+        "train.lr=1e-5",
+    ]
     variants = {
         "standard": [],
         "dynamic": ["--set", "train.algorithm=dynamic"],

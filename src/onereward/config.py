@@ -198,4 +198,3 @@ def load_yaml(cfg: Config, path: str | Path) -> Config:
 def from_dict(data: dict[str, Any]) -> Config:
     """Rebuild a Config saved with to_dict (checkpoints store the run's config)."""
     return apply_overrides(Config(), data, source="saved config")
-

@@ -57,7 +57,14 @@ def stages(seed: int, quick: bool) -> list[Stage]:
             "pretrain",
             "pretrain the tiny base fill model (VAE + transformer)",
             lambda o: [
-                "pretrain", "--out", str(o / "models" / "base"), "--seconds", pretrain_s, "--seed", str(seed), *threads
+                "pretrain",
+                "--out",
+                str(o / "models" / "base"),
+                "--seconds",
+                pretrain_s,
+                "--seed",
+                str(seed),
+                *threads,
             ],  # fmt: skip
             _exists("models", "base", "model_index.json"),
         ),

@@ -27,18 +27,19 @@ too), and matches FLUX, whose text encoders are never trained with the transform
 The folder is built next to `out` and renamed into place at the end, so a killed run never leaves a model that looks
 finished.
 
-Measured (2 shared CPU cores, 1 thread, 240 s, seed 0; held-out "eval" split, 50 per task, 8 Euler steps), usable:
-fill 2%, text 0%, extend 0%, extend_noprompt 46%, removal 72% (untrained: 0% everywhere). PILOT.md's fill >= 15% and
-extend >= 30% are NOT met. What limits them, as measured:
-- The VAE's reconstruction of the truth is itself usable for only ~62% of fill, ~20% of prompted extend and 0% of text
-  conditions after ~60 s (extend's text alignment needs IoU >= 0.925 with the named object, fill's structure IoU
-  >= 0.89; a /4, C 4 latent blurs edges and glyph strokes). A 3e-3 VAE learning rate, MSE or L1 alone, full 64-px
-  images and RGB-anchored latent channels were each no better.
-- The transformer draws the right colour at the right place as a blob. Its one-call x0 estimate from pure noise is a
-  blob, and the sampler keeps it: the final sample is the x0 estimate at sigma ~0.33 from a sample that already holds
-  the blob. 2x or 5x the steps (3,000 / 8,000 at batch 16) gave fill 0-2% / 6%; learning rates 1e-3 to 3e-3, batch 8
-  or 32 at equal samples, high-noise-weighted sigmas (logit-normal mean 1) and adaLN-Zero initialisation changed
-  nothing measurable at 1,500 steps.
+Measured (`onereward demo`, 2 otherwise idle CPU cores, 2 threads, 300 s, seed 0, 2026-11-27; held-out "eval"
+split, 50 per task, 8 Euler steps), usable: fill 6%, text 0%, extend 0%, extend_noprompt 74%, removal 78%
+(untrained: 0% everywhere; the VAE's own reconstruction of the truth: 92 / 0 / 68 / 100 / 98%). PILOT.md's fill >= 15%
+and extend >= 30% are NOT met. What we know about why, as measured (single runs, 50 conditions per task):
+- The VAE needs time, not width: its ceiling for fill / prompted extend was 60 / 28% after 60 s and 88 / 60% after
+  150 s (1 thread); 8 or 16 latent channels instead of 4 were no better at 60 s, nor a 2x wider VAE at 150 s. Text
+  is out of reach at /4 (2-pixel glyph strokes; the oracle asks for crisp strokes, and a 5x5 blur of the truth fails).
+- The transformer is the limit for fill and prompted extend: it draws the right colour in the right place but not the
+  shape (fill structure 0.26-0.36 on average against a threshold of 0.7), and prompted extend must complete the half-
+  hidden object's exact silhouette (IoU >= 0.925). Learning rate 3e-3 over 1e-3 and EMA 0.99 over 0.999 helped a
+  little (fill 0 -> 2-6%); batch 32 at equal time, and predicting x0 instead of the velocity (the transformer's output
+  read as x0; fill 10%, within noise at n = 50), did not change the picture. An earlier session found 2x / 5x the steps
+  gave fill 0-2% / 6%.
 """
 
 from __future__ import annotations
