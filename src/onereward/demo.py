@@ -3,8 +3,8 @@
 Every stage is an ordinary `onereward` command run in its own process (so a user can rerun any one of them by hand,
 and so each stage's peak memory is measured on its own: the child's max RSS from wait4). A stage that finished
 leaves `stages/<name>.json` (its command, seconds, peak MB); a rerun skips it, so `make demo` after an interruption
-continues where it stopped. At the end the results of every stage are merged into `results.json` and the report is
-written.
+continues where it stopped. At the end the results of every stage are merged into `results.json`, and the report and
+the image grids (`figures/*.png`) are written.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from pathlib import Path
 
 from onereward.errors import UserError
 from onereward.io import load_json, save_json
+from onereward.presets import get_preset
+
+RL_MODELS = ("onereward", "onereward_dynamic")  # the RL runs' model names: standard, dynamic
 
 
 @dataclass
@@ -30,10 +33,29 @@ class Stage:
     title: str  # what the user reads
     args: Callable[[Path], list[str]]  # the onereward command line, given the run folder
     done: Callable[[Path], bool]  # the stage's own output exists (besides its marker)
+    skip: Callable[[Path], str | None] = lambda out: None  # why the stage must not run now (None: run it)
 
 
 def _exists(*parts: str) -> Callable[[Path], bool]:
     return lambda out: (out.joinpath(*parts)).exists()
+
+
+def rl_skip_reason(out: Path, min_accuracy: float) -> str | None:
+    """Why RL must not run on this reward model, or None.
+
+    The trainer trains a task only on the reward dimensions whose held-out accuracy reaches `min_accuracy` (PILOT.md:
+    dimensions at chance are adversarial directions, not neutral); with none at all it refuses to start. The demo
+    then skips both RL runs, says why, and evaluates the models it has, instead of failing or training on noise.
+    """
+    accuracy = load_json(out / "reward_accuracy.json")["reward_accuracy"]
+    cells = [v for dims in accuracy.values() for v in dims.values() if v is not None]
+    best = max(cells, default=float("nan"))
+    if cells and best >= min_accuracy:
+        return None
+    return (
+        f"no reward dimension reached {min_accuracy:.2f} held-out accuracy (best {best:.2f}); RL on a judge at chance"
+        " would follow adversarial gradients. Train a better reward model (e.g. another --seed) and rerun"
+    )
 
 
 def stages(seed: int, quick: bool) -> list[Stage]:
@@ -45,6 +67,8 @@ def stages(seed: int, quick: bool) -> list[Stage]:
     # default is one thread, the safe choice on shared cores).
     threads = ["--threads", "1" if q else "2"]
     rl_steps = "4" if q else "150"
+    # a quick run's reward model is untrained: gate nothing, so the mechanics still run
+    min_accuracy = 0.0 if q else get_preset("toy").train.min_reward_accuracy
     bench = ["--counts", "fill=4,text=2,extend=2,extend_noprompt=2,removal=2"] if q else []
     return [
         Stage(
@@ -65,7 +89,7 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                 "--seed",
                 str(seed),
                 *threads,
-            ],  # fmt: skip
+            ],
             _exists("models", "base", "model_index.json"),
         ),
         Stage(
@@ -79,7 +103,7 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                 str(o / "prefs"),
                 "--seed",
                 str(seed),
-                *(["--conditions", "8"] if q else []),
+                *(["--conditions", "8", "--target-pairs", "0"] if q else []),
             ],
             _exists("prefs", "pairs.jsonl"),
         ),
@@ -135,23 +159,14 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                     f"train.seed={seed}",
                     "--set",
                     f"log.out={o / 'rl' / name}",
-                    # a quick run's reward model is untrained: gate nothing, so the mechanics still run
-                    *(
-                        [
-                            "--set",
-                            "log.eval_every=2",
-                            "--set",
-                            "log.eval_size=4",
-                            "--set",
-                            "train.min_reward_accuracy=0",
-                        ]
-                        if q
-                        else []
-                    ),
+                    "--set",
+                    f"train.min_reward_accuracy={min_accuracy}",
+                    *(["--set", "log.eval_every=2", "--set", "log.eval_size=4"] if q else []),
                 ],
                 _exists("rl", name, "policy"),
+                lambda o: rl_skip_reason(o, min_accuracy),
             )
-            for alg, name in (("standard", "onereward"), ("dynamic", "onereward_dynamic"))
+            for alg, name in zip(("standard", "dynamic"), RL_MODELS, strict=True)
         ],
         Stage(
             "eval",
@@ -166,10 +181,12 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                 str(seed),
                 "--model",
                 f"base={o / 'models' / 'base'}",
-                "--model",
-                f"onereward={o / 'models' / 'base'}:transformer={_released(o, 'onereward')}",
-                "--model",
-                f"onereward_dynamic={o / 'models' / 'base'}:transformer={_released(o, 'onereward_dynamic')}",
+                *[
+                    arg
+                    for name in RL_MODELS
+                    if _released(o, name).is_dir()  # absent when RL was skipped
+                    for arg in ("--model", f"{name}={o / 'models' / 'base'}:transformer={_released(o, name)}")
+                ],
                 "--model",
                 "opencv=opencv",
             ],
@@ -185,12 +202,17 @@ def _released(out: Path, name: str) -> Path:
 
 
 def run_stage(stage: Stage, out: Path, index: int, total: int) -> dict:
-    """Run one stage as a child process; returns {seconds, peak_mb}. Raises UserError if it fails."""
+    """Run one stage as a child process; returns {seconds, peak_mb}, or {skipped: reason}. Raises UserError if it
+    fails. A skip leaves no marker: the next run asks again."""
     marker = out / "stages" / f"{stage.name}.json"
     if marker.is_file() and stage.done(out):
         info = load_json(marker)
         print(f"[{index}/{total}] {stage.title}: cached ({info['seconds']:.0f} s)", flush=True)
         return info
+    reason = stage.skip(out)
+    if reason is not None:
+        print(f"[{index}/{total}] {stage.title}: SKIPPED: {reason}", flush=True)
+        return {"skipped": reason}
     args = stage.args(out)
     print(f"[{index}/{total}] {stage.title}: onereward {' '.join(args)}", flush=True)
     t0 = time.perf_counter()
@@ -213,11 +235,14 @@ def run(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) -> Pa
     infos = {s.name: run_stage(s, out, i, len(plan)) for i, s in enumerate(plan, start=1)}
     results = collect_results(out, infos, seed)
     save_json(out / "results.json", results)
-    from onereward.eval.report import write_report
+    from onereward.eval.report import write_figures, write_report
 
     report = write_report(out)
+    figures = write_figures(out, out / "figures")
     print(summary_table(results))
-    print(f"report: {report}\nresults: {out / 'results.json'}")
+    for name, reason in results["skipped"].items():
+        print(f"NOT RUN: {name}: {reason}")
+    print(f"report: {report}\nresults: {out / 'results.json'}\nimage grids: {', '.join(map(str, figures))}")
     return out
 
 
@@ -228,14 +253,14 @@ def collect_results(out: Path, infos: dict[str, dict], seed: int) -> dict:
     results["reward_accuracy"] = accuracy["reward_accuracy"]
     if "reward_accuracy_detail" in accuracy:
         results["reward_accuracy_detail"] = accuracy["reward_accuracy_detail"]
-    results["timings"] = {k: round(v["seconds"], 1) for k, v in infos.items()}
-    results["peak_memory_mb"] = {k: round(v["peak_mb"], 1) for k, v in infos.items()}
-    results["models"] = {
-        "base": "models/base",
-        "reward": "models/reward",
-        "onereward": str(_released(out, "onereward").relative_to(out)),
-        "onereward_dynamic": str(_released(out, "onereward_dynamic").relative_to(out)),
-    }
+    ran = {k: v for k, v in infos.items() if "skipped" not in v}
+    results["timings"] = {k: round(v["seconds"], 1) for k, v in ran.items()}
+    results["peak_memory_mb"] = {k: round(v["peak_mb"], 1) for k, v in ran.items()}
+    results["skipped"] = {k: v["skipped"] for k, v in infos.items() if "skipped" in v}
+    results["models"] = {"base": "models/base", "reward": "models/reward"}
+    results["models"].update(
+        {name: str(_released(out, name).relative_to(out)) for name in RL_MODELS if _released(out, name).is_dir()}
+    )
     results["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform(terse=True)}"
     results["date"] = date.today().isoformat()
     results["seeds"] = {"demo": seed}

@@ -198,6 +198,7 @@ def _header(results: Mapping, run_dir: Path) -> str:
         ("seeds", seeds),
         ("models", models),
     ]
+    items += [(f"not run: {name}", reason) for name, reason in results.get("skipped", {}).items()]
     nav = "".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in SECTIONS)
     return (
         "<h1>OneReward run report</h1><ul>"

@@ -54,14 +54,25 @@ def collect_command(
     candidates: Annotated[int, Opt(help="Candidates per condition (the paper: 4).")] = 4,
     batch_size: Annotated[int, Opt(help="Conditions encoded and sampled together.")] = 96,
     workers: Annotated[int, Opt(help="Sampling processes (0 = in this process).")] = 2,
+    target_pairs: Annotated[
+        int, Opt(help="Top up conditions until each family x dimension has this many pairs (0 = no top-up).")
+    ] = 400,
 ) -> None:
     """Preference pairs the paper's way: 4 candidates per condition with random settings, best/worst per dimension."""
     from onereward.reward.collect import CollectConfig, collect
 
     if not (model / "model_index.json").is_file():
         raise UserError(f"--model {model}: not a fill-model folder (no model_index.json); run `onereward pretrain`")
+    if target_pairs < 0:
+        raise UserError(f"--target-pairs {target_pairs}: give 0 (no top-up) or a positive count")
     cfg = CollectConfig(
-        conditions=conditions, size=size, candidates=candidates, batch_size=batch_size, seed=seed, workers=workers
+        conditions=conditions,
+        size=size,
+        candidates=candidates,
+        batch_size=batch_size,
+        seed=seed,
+        workers=workers,
+        target_pairs=target_pairs,
     )
     _quiet_transformers()
     meta = collect(model, out, cfg)

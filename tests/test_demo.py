@@ -1,0 +1,99 @@
+"""`onereward demo --quick`: every stage runs end to end as its own process, results.json holds every field the
+issue names (filled from the stages' own outputs), the report and the image grids are written, and a rerun continues
+from the cache instead of redoing the work.
+
+Quick budgets make numbers meaningless; this checks the mechanics only (the full demo's numbers are in README.md).
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from onereward.demo import rl_skip_reason, run_stage, stages
+from onereward.io import save_json
+from onereward.tasks import TASK_NAMES
+
+MODELS = ("base", "onereward", "onereward_dynamic", "opencv")
+
+
+def demo(out):
+    return subprocess.run(
+        [sys.executable, "-m", "onereward.cli", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    proc = demo(out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_results_json_has_every_field_from_the_stages(run_dir):
+    results = json.loads((run_dir / "results.json").read_text())
+    for task, dims in results["reward_accuracy"].items():
+        assert task in ("fill", "extend", "removal")
+        assert all(0.0 <= v <= 1.0 for v in dims.values())
+    for field in ("usability", "dimension_scores"):
+        assert set(results[field]) == set(MODELS)
+        assert all(set(per) == set(TASK_NAMES) for per in results[field].values())
+    assert set(results["gsb"]) == {f"{m}_vs_base" for m in MODELS if m != "base"}
+    for per_task in results["gsb"].values():
+        for shares in per_task.values():
+            assert sum(shares[k] for k in ("good", "same", "bad")) == pytest.approx(1.0)
+    # the stages the issue names, in results.json as timings[stage] and peak_memory_mb[stage]
+    names = {
+        "world", "pretrain", "collect", "train_reward", "eval_reward", "rl_onereward", "rl_onereward_dynamic", "eval",
+    }  # fmt: skip
+    assert set(results["timings"]) == names and all(v > 0 for v in results["timings"].values())
+    assert set(results["peak_memory_mb"]) == names and all(v > 0 for v in results["peak_memory_mb"].values())
+    for name in ("base", "reward", "onereward", "onereward_dynamic"):
+        assert (run_dir / results["models"][name]).is_dir(), name
+
+
+def test_report_and_image_grids_are_written(run_dir):
+    assert "<html" in (run_dir / "report.html").read_text()
+    assert sorted(p.name for p in (run_dir / "figures").glob("*.png")) == [
+        "grid_extend_removal.png",
+        "grid_fill_text.png",
+    ]
+
+
+def test_a_rerun_uses_the_cache(run_dir):
+    marker = run_dir / "stages" / "pretrain.json"
+    before = marker.read_text()
+    proc = demo(run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count(": cached (") == len(stages(seed=0, quick=True))  # every stage, none rerun
+    assert marker.read_text() == before
+
+
+def _accuracy(tmp_path, cells):
+    save_json(tmp_path / "reward_accuracy.json", {"reward_accuracy": cells})
+    return tmp_path
+
+
+def test_rl_is_skipped_only_when_no_reward_dimension_passes_the_gate(tmp_path):
+    out = _accuracy(tmp_path, {"fill": {"consistency": 0.69, "structure": 0.5}, "removal": {"removal_quality": 0.5}})
+    reason = rl_skip_reason(out, 0.7)
+    assert reason is not None and "best 0.69" in reason and "\n" not in reason
+    _accuracy(tmp_path, {"fill": {"consistency": 0.71, "structure": 0.5}, "removal": {"removal_quality": 0.5}})
+    assert rl_skip_reason(out, 0.7) is None
+
+
+def test_a_skipped_stage_runs_nothing_and_leaves_no_marker(tmp_path, capsys):
+    _accuracy(tmp_path, {"fill": {"consistency": 0.5}})
+    rl = next(s for s in stages(seed=0, quick=False) if s.name == "rl_onereward")
+    info = run_stage(rl, tmp_path, 6, 8)
+    assert set(info) == {"skipped"} and "SKIPPED" in capsys.readouterr().out
+    assert not (tmp_path / "stages").exists()  # the next run asks again
+    # the evaluation then compares only the models that exist
+    evaluate = next(s for s in stages(seed=0, quick=False) if s.name == "eval")
+    models = [a.split("=")[0] for a in evaluate.args(tmp_path) if "=" in a]
+    assert models == ["base", "opencv"]
