@@ -289,3 +289,16 @@ def test_tasks_without_a_reliable_reward_dimension_are_not_trained(tiny_fill_dir
             reward=tiny_rm,
             pool=pool,
         )
+
+
+def test_held_out_curve_starts_at_the_base_and_the_best_candidate_is_released(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    cfg = config(tiny_fill_dir, "unused", tmp_path / "run", "log.eval_every=1", "log.eval_size=2")
+    out = train(cfg, reward=tiny_rm, pool=pool)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    evaluated = [row["step"] for row in log if "usability/mean" in row]
+    assert evaluated == [0, 1, 2]  # the starting point, then every step
+    assert all(0.0 <= row[f"usability/{t}"] <= 1.0 for row in log if "usability/mean" in row for t in TASKS)
+    meta = json.loads((checkpoint.latest(out / "checkpoints") / "meta.json").read_text())
+    assert [step for step, _ in meta["history"]] == [0, 1, 2]
+    assert meta["best_step"] in (1, 2)  # step 0 is the base: a baseline, never released as "best"
+    assert (out / "best" / "transformer").is_dir()

@@ -91,7 +91,7 @@ def train_reward_command(
     lora_rank: Annotated[int, Opt(help="0 = full fine-tuning; > 0 = LoRA of this rank, merged at export.")] = 0,
     steps: Annotated[int, Opt(help="Optimiser steps (0 = run for --seconds).")] = 0,
     seconds: Annotated[float, Opt(help="Wall-clock budget of the training loop when --steps is 0.")] = 270.0,
-    lr: Annotated[float, Opt(help="AdamW peak learning rate.")] = 5e-3,
+    lr: Annotated[float, Opt(help="AdamW peak learning rate (see reward/train.py).")] = 2e-3,
     batch_size: Annotated[int, Opt(help="Pairs per step (each in both orders).")] = 32,
     held_out: Annotated[float, Opt(help="Fraction of conditions held out (split by condition).")] = 0.15,
     aux: Annotated[str, Opt(help="Toy-world auxiliary pairs: auto, on or off (see reward/aux_pairs.py).")] = "auto",

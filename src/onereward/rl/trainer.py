@@ -184,6 +184,8 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
         desc=f"onereward {cfg.train.algorithm}",
         disable=not acc.is_main_process,
     )
+    if cfg.log.eval_every and state.step == 0:  # the starting point of the usability curve (never released as best)
+        logger.scalars(0, evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy, candidate=False))
     while state.step < cfg.train.steps:
         t0 = time.perf_counter()
         g = step_generator(cfg.train.seed, state.step, acc.process_index)
@@ -293,8 +295,11 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
 # --- held-out evaluation during training (toy world: the oracle judges) ---
 
 
-def evaluate_held_out(fill, net, cfg: Config, state: RunState, out: Path, acc, strategy) -> dict[str, float]:
-    """Oracle usability per task on held-out conditions (split "val", never the benchmark's); keeps the best.
+def evaluate_held_out(
+    fill, net, cfg: Config, state: RunState, out: Path, acc, strategy, candidate: bool = True
+) -> dict[str, float]:
+    """Oracle usability per task on held-out conditions (split "val", never the benchmark's); keeps the best of the
+    candidates (the starting point is evaluated with candidate=False: a baseline for the curve, not a release).
 
     The main process evaluates alone, unless the model is sharded (then all processes sample together).
     """
@@ -330,7 +335,7 @@ def evaluate_held_out(fill, net, cfg: Config, state: RunState, out: Path, acc, s
     net.train(was_training)
     mean = float(np.mean(list(result.values())))
     state.history.append((state.step, {k.split("/")[1]: v for k, v in result.items()}))
-    if mean > state.best_usability:
+    if candidate and mean > state.best_usability:
         state.best_usability, state.best_step = mean, state.step
         export_weights(out / "best", net, cfg, strategy, acc.is_main_process)
     return {**result, "usability/mean": mean}
