@@ -97,3 +97,7 @@ def test_a_skipped_stage_runs_nothing_and_leaves_no_marker(tmp_path, capsys):
     evaluate = next(s for s in stages(seed=0, quick=False) if s.name == "eval")
     models = [a.split("=")[0] for a in evaluate.args(tmp_path) if "=" in a]
     assert models == ["base", "opencv"]
+    # once an RL run exists the evaluation's command changes, so its cached marker no longer counts
+    (tmp_path / "rl" / "onereward" / "policy" / "transformer").mkdir(parents=True)
+    models = [a.split("=")[0] for a in evaluate.args(tmp_path) if "=" in a]
+    assert models == ["base", "onereward", "opencv"]

@@ -205,7 +205,10 @@ def run_stage(stage: Stage, out: Path, index: int, total: int) -> dict:
     """Run one stage as a child process; returns {seconds, peak_mb}, or {skipped: reason}. Raises UserError if it
     fails. A skip leaves no marker: the next run asks again."""
     marker = out / "stages" / f"{stage.name}.json"
-    if marker.is_file() and stage.done(out):
+    args = stage.args(out)
+    # cached only while the command is the same: e.g. the evaluation reruns (for the missing models only, it is
+    # resumable) once RL runs that were skipped exist
+    if marker.is_file() and stage.done(out) and load_json(marker).get("command") == ["onereward", *args]:
         info = load_json(marker)
         print(f"[{index}/{total}] {stage.title}: cached ({info['seconds']:.0f} s)", flush=True)
         return info
@@ -213,7 +216,6 @@ def run_stage(stage: Stage, out: Path, index: int, total: int) -> dict:
     if reason is not None:
         print(f"[{index}/{total}] {stage.title}: SKIPPED: {reason}", flush=True)
         return {"skipped": reason}
-    args = stage.args(out)
     print(f"[{index}/{total}] {stage.title}: onereward {' '.join(args)}", flush=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "onereward.cli", *args])
