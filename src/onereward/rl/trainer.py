@@ -185,7 +185,9 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
         disable=not acc.is_main_process,
     )
     if cfg.log.eval_every and state.step == 0:  # the starting point of the usability curve (never released as best)
-        logger.scalars(0, evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy, candidate=False))
+        baseline = evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy, candidate=False)
+        if baseline:  # empty for real data (no oracle) and on processes that do not evaluate
+            logger.scalars(0, baseline)
     while state.step < cfg.train.steps:
         t0 = time.perf_counter()
         g = step_generator(cfg.train.seed, state.step, acc.process_index)
