@@ -9,6 +9,7 @@ existing folder is never clobbered or half-written.
 import json
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,3 +121,25 @@ def test_task_counts_follow_the_table_and_sum_exactly():
     counts = task_counts(1001, task_weights())
     assert sum(counts.values()) == 1001 and set(counts) == set(TASK_NAMES)
     assert counts["fill"] == max(counts.values()) and abs(counts["removal"] - 250) <= 1
+
+
+def test_fill_command_with_the_pretrained_model_on_odd_photos(base_dir, tmp_path):
+    """Issue 3: `onereward fill` with the pretrained tiny model on an odd-sized RGBA PNG and an EXIF-rotated JPEG
+    writes outputs of the inputs' (displayed) sizes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rgba = tmp_path / "odd.png"
+    Image.fromarray((rng.random((517, 333, 4)) * 255).astype(np.uint8), "RGBA").save(rgba)
+    jpeg = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 40 wide x 24 high, displayed rotated: 24 wide x 40 high
+    Image.fromarray((rng.random((24, 40, 3)) * 255).astype(np.uint8)).save(jpeg, exif=exif)
+    for image, (w, h) in ((rgba, (333, 517)), (jpeg, (24, 40))):
+        mask = np.zeros((h, w), np.uint8)
+        mask[h // 4 : h // 2, w // 4 : w // 2] = 255
+        Image.fromarray(mask).save(tmp_path / "mask.png")
+        out = tmp_path / f"{image.stem}_filled.png"
+        args = ["fill", "--model", base_dir, "--image", image, "--mask", tmp_path / "mask.png", "--out", out]
+        assert run_cli(*args, "--prompt", "red circle") in (0, None)
+        assert Image.open(out).size == (w, h)
