@@ -6,8 +6,10 @@ array (H, W) in {0, 1} with 1 = the region to generate (white in a mask file).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,27 @@ def atomic_write(path: str | Path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path):
+    """Build a folder under a temporary name next to `path`, then put it in place (replacing what was there).
+
+    `with atomic_dir(out) as tmp: ...write into tmp...`: readers see the old folder or the whole new one, and a
+    crash or kill inside the block leaves nothing behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the folder should read like any other
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def save_image(path: str | Path, img: np.ndarray) -> Path:

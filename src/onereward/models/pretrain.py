@@ -49,8 +49,6 @@ import copy
 import math
 import os
 import platform
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -455,7 +453,7 @@ def pretrain(out: str | Path, cfg: PretrainConfig, overwrite: bool = False, prog
 def _pretrain(out: Path, cfg: PretrainConfig, progress: bool, load: float) -> dict[str, Any]:
     import torch
 
-    from onereward.io import save_json
+    from onereward.io import atomic_dir, save_json
     from onereward.models.fill import FillModel, write_inference_defaults
     from onereward.models.tiny import build_tiny_pipeline
     from onereward.toyworld import make_conditions
@@ -505,10 +503,7 @@ def _pretrain(out: Path, cfg: PretrainConfig, progress: bool, load: float) -> di
 
     # --- save, atomically ---
     t0 = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; the model folder should read like any other
-    try:
+    with atomic_dir(out) as tmp:
         pipe.save_pretrained(tmp)
         write_inference_defaults(tmp, cfg.steps, cfg.true_cfg, cfg.guidance)
         figure(eval_conds, samples).save(tmp / FIGURE_FILE, format="PNG", optimize=True)
@@ -534,12 +529,6 @@ def _pretrain(out: Path, cfg: PretrainConfig, progress: bool, load: float) -> di
             "threads": cfg.threads,
         }
         save_json(tmp / REPORT_FILE, report)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 

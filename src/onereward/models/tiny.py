@@ -15,15 +15,14 @@ Presets:
 from __future__ import annotations
 
 import json
-import shutil
 import string
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from onereward.errors import UserError
+from onereward.io import atomic_dir
 
 # Words that become single tokens in both tokenizers; anything else falls back to characters (T5) or bytes (CLIP).
 TOY_WORDS: tuple[str, ...] = (
@@ -215,16 +214,8 @@ def build_tiny_flux_fill(out_dir: str | Path, preset: str = "test", seed: int = 
     if occupied and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite or choose another --out")
     pipe = build_tiny_pipeline(preset, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         pipe.save_pretrained(tmp)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
