@@ -15,7 +15,11 @@ def toy() -> Config:
     cfg.model.policy = "runs/demo/models/base"
     cfg.model.reward = "runs/demo/models/reward"
     cfg.model.reward_accuracy = "runs/demo/reward_accuracy.json"
-    cfg.train.lr = 2e-6  # PILOT.md: 1e-5 and above hacked the tiny reward within ~130 steps
+    # Measured 2026-11-27 on one demo's base and reward model (5 of 9 cells at the paper's accuracy), held-out "val"
+    # usability over 150 steps: 2e-6 moved nothing; 1e-5 rose steadily (extend without prompt 58 -> 62%, removal
+    # 64 -> 67%); 3e-5 peaked at step 75 (+5 / +6 points, fill 2 -> 5%) and then fell back (reward hacking).
+    # With a weaker judge (2 of 9 cells) 2e-5 already hurt. PILOT.md saw the same window at 2e-6 on its model.
+    cfg.train.lr = 1e-5
     cfg.train.steps = 150
     cfg.train.min_reward_accuracy = 0.7  # leave dimensions the reward model cannot judge out of the loss
     cfg.log.out = "runs/train-toy"
