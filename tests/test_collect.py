@@ -95,3 +95,9 @@ def test_collect_refuses_an_existing_dataset(collected, tiny_fill_dir):
     out, _, cfg = collected
     with pytest.raises(UserError, match="already holds"):
         collect(tiny_fill_dir, out, cfg, progress=False)
+
+
+def test_a_negative_top_up_target_is_a_user_error_before_any_work():
+    with pytest.raises(UserError, match="--target-pairs -1"):
+        CollectConfig(target_pairs=-1).check()
+    CollectConfig(target_pairs=0).check()  # 0 = no top-up

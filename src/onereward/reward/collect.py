@@ -67,6 +67,8 @@ class CollectConfig:
             raise UserError(f"noise_scale {self.noise_scale}: give 0 < low <= high")
         if any(s < 1 for s in self.steps) or any(c < 1 for c in self.true_cfg):
             raise UserError("steps must be >= 1 and true_cfg >= 1")
+        if self.target_pairs < 0:
+            raise UserError(f"--target-pairs {self.target_pairs}: give 0 (no top-up) or a positive count")
 
 
 def condition_id(task: str, index: int) -> str:

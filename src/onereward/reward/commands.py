@@ -63,8 +63,6 @@ def collect_command(
 
     if not (model / "model_index.json").is_file():
         raise UserError(f"--model {model}: not a fill-model folder (no model_index.json); run `onereward pretrain`")
-    if target_pairs < 0:
-        raise UserError(f"--target-pairs {target_pairs}: give 0 (no top-up) or a positive count")
     cfg = CollectConfig(
         conditions=conditions,
         size=size,

@@ -28,8 +28,8 @@ and only when no `--base` is given, training adds three things, all built from T
 A from-scratch pairwise judge first sits on a symmetric plateau (loss 0.693, the same answer in both orders); the
 schedule and the mix above shortened it, and the learning rate decides it: on one demo's preferences (seed 0, 1,000
 steps) lr 1e-2 never left it, 5e-3 left it only after ~700 steps (best cell 0.67 held out, below the RL gate), 2e-3
-left it before step 250 and ended with 4 of 9 cells at or above the paper's accuracy (extend consistency 0.95). With `--base` (e.g.
-Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
+left it before step 250 and ended with 4 of 9 cells at or above the paper's accuracy (extend consistency 0.95).
+With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
 (merged weights, LoRA folded in, processor files), plus split.json, train_report.json, log.jsonl, tensorboard/ and
