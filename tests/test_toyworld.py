@@ -78,7 +78,7 @@ def test_task_designs(task):
         if task == "extend":
             obj = scene["objects"][0]
             assert oid == obj["id"] and cond.prompt == f"{obj['color']} {obj['shape']}"
-            assert 0.6 <= m[sils[oid]].mean() <= 0.9  # the band hides most of the named object
+            assert 0.5 <= m[sils[oid]].mean() <= 0.8  # the band hides most of the named object
             assert all(not m[s].any() for i, s in sils.items() if i != oid)
         if task == "extend_noprompt":
             assert oid is None and all(not m[s].any() for s in sils.values())

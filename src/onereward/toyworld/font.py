@@ -1,4 +1,4 @@
-"""A tiny built-in 5x7 bitmap font for the text-rendering task, drawn at an integer scale (2x at 64 px).
+"""A tiny built-in 5x7 bitmap font for the text-rendering task, drawn at an integer scale (4x at 64 px).
 
 The alphabet is small on purpose, so that a tiny fill model can learn it, and its letters are chosen to be far
 apart: no two glyphs overlap with IoU above `MAX_PAIR_IOU` (checked in tests), so the oracle's per-glyph IoU

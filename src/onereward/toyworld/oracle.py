@@ -9,7 +9,7 @@ the size as s = size / 64):
     d(a, b)   max over RGB channels of |a - b|, per pixel
     bg_ok     d(out, target) < 0.1: the pixel is what the scene shows there (background, or a visible object)
     match     pixels of M with d(out, prompt colour) < 0.2 (in extend: also within 3 px of O)
-    T         the glyph template of the text line, shifted by the best (dy, dx) in [-g, g]^2 (g: font scale, 2 px)
+    T         the glyph template of the text line, shifted by the best (dy, dx) in [-g, g]^2 (g: font scale, 4 px)
     ink       pixels of M with d(out, ink colour) < 0.25
     IoU(a, b) |a & b| / |a | b|;  clip01(v) = min(1, max(0, v))
     fit(k, B) the silhouette of shape k with the area and centroid of the pixel set B
@@ -26,8 +26,9 @@ fill ("red circle" in a box or brush mask):
     aesthetics      = clip01(1 - max(0, HF(out) - HF(target)) / 0.04)      # no more noise/artefacts than the truth
 text (`the words "FJ"` in a text box):
     text_alignment  = min over glyphs of IoU(ink, T) inside the glyph's column cell    # every letter right
-    structure       = mean over (T dilated by g) & M of [d(out, ink) < 0.15 or d(out, source) < 0.1]
-                      # crisp strokes on clean background: no blur, no speckle
+    structure       = mean over (T dilated by g) & M, less 1 px either side of T's edge, of [d(out, ink) < 0.15 or
+                      d(out, source) < 0.1]   # crisp strokes on clean background: no blur beyond a soft edge,
+                      no speckle, no ghost strokes
     consistency     = mean of bg_ok over M outside T dilated by g/2 (bg_ok against the source, the text-free scene)
     aesthetics      = as fill, over M outside T dilated by g (the strokes' own edges are not noise)
 extend (a band hides most of the object the prompt names):
@@ -215,7 +216,9 @@ def _text(out: np.ndarray, ref: _Ref) -> dict[str, float]:
     cols = np.nonzero(ref.M.any(axis=0))[0]
     cells[0], cells[-1] = (cols[0], cells[0][1]), (cells[-1][0], cols[-1] + 1)
     alignment = min(_iou(ink[:, a:b], T[:, a:b]) for a, b in cells)
-    near = ref.M & (dilate(T, g) > 0.5)
+    # the stroke edge (1 px either side of it) may be soft, as a 4x-downsampling VAE draws it; no wider blur
+    edge = (dilate(T, 1) > 0.5) & (dilate(~T, 1) > 0.5)
+    near = ref.M & (dilate(T, g) > 0.5) & ~edge
     crisp = (_dist(out, np.asarray(ref.text["ink"])) < CRISP_TOL) | _bg_ok(out, ref.source)
     judged = ref.M & ~(dilate(T, max(1, g // 2)) > 0.5)
     return {

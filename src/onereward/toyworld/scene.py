@@ -228,9 +228,13 @@ def place_objects(
     return placed
 
 
-def sample_text(rng: np.random.Generator, size: int, tone: str, max_len: int = 3) -> dict[str, Any]:
-    """A 1-3 letter string from the toy font's alphabet, drawn at 2x at 64 px, box placed at random (no box yet)."""
-    scale = max(1, int(round(2 * scale_of(size))))
+def sample_text(rng: np.random.Generator, size: int, tone: str, max_len: int = 2) -> dict[str, Any]:
+    """A 1-2 letter string from the toy font's alphabet, drawn at 4x at 64 px (no box yet).
+
+    4x: a stroke is 4 px wide, one VAE latent cell of the toy base model (/4). At 2x (2-px strokes) not even the
+    VAE's own reconstruction of the truth was ever usable: the task was out of reach of any model of that size.
+    """
+    scale = max(1, int(round(4 * scale_of(size))))
     n = int(rng.integers(1, max_len + 1))
     string = "".join(ALPHABET[int(i)] for i in rng.integers(0, len(ALPHABET), n))
     return {"string": string, "scale": scale, "ink": list(INK[tone])}
