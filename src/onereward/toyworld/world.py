@@ -5,8 +5,8 @@ A condition is the model's input triplet plus what judging needs (docs/ARCHITECT
 
 - fill: one object of the scene is masked (its bounding box + 2-6 px, or brush strokes over a 3-5 px dilation of it)
   and removed from the source; prompt "<colour> <shape>", e.g. "red circle"; target: the scene with it.
-- text: a 1-2 letter word of the toy font (4-px strokes at 64 px) is masked (its box + 2-4 px, symmetric) and left out of the source;
-  prompt `the words "FJ"`; target: the scene with the word.
+- text: a 1-2 letter word of the toy font (4-px strokes at 64 px) is masked (its box + 2-4 px, symmetric) and left
+  out of the source; prompt `the words "FJ"`; target: the scene with the word.
 - extend: a band (one side 12-20 px, or all sides 8-12 px) hides 50-80% of one object, which the prompt names,
   so text alignment means something; other objects keep clear of the band; target: the full scene.
 - extend_noprompt: the same bands, every object clear of the band; the task's fixed prompt; target: the full scene.
@@ -167,7 +167,7 @@ def _straddling_object(rng: np.random.Generator, size: int, band: np.ndarray, si
         r_hi = max(7 * s, min(12 * s, px * (1.2 if attempt < 200 else 0.9)))
         obj = sample_object(rng, size, 1, color, (6 * s, r_hi))
         r = obj["r"]
-        depth = rng.uniform(px - 0.8 * r, px + 0.3 * r)  # where the object's centre sits, measured from the canvas edge
+        depth = rng.uniform(px - 0.8 * r, px + 0.3 * r)  # the object centre's distance from the canvas edge
         depth = float(np.clip(depth, r + 1, size - 2 - r))
         if side in ("top", "bottom"):
             obj["cy"] = round(depth if side == "top" else size - 1 - depth, 3)
