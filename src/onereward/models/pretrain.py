@@ -41,6 +41,12 @@ and extend >= 30% are NOT met. What we know about why, as measured (single runs,
   little (fill 0 -> 2-6%); batch 32 at equal time, and predicting x0 instead of the velocity (the transformer's output
   read as x0; fill 10%, within noise at n = 50), did not change the picture. An earlier session found 2x / 5x the steps
   gave fill 0-2% / 6%.
+- Width helps, but only with steps the demo cannot afford (2026-11-27, text at 4x, 3000 VAE steps, constant lr):
+  at 3000 transformer steps, a 128-wide transformer (8 heads; 2.35M parameters against 0.61M) reached fill 16%
+  (the pilot's width and its fill figure) where the 64-wide one stayed at 2%; at 950 steps (what 128 wide gets in
+  the demo's budget: 6.3 against 13.6 steps/s on 2 threads) it was at 2%, and 128 wide with 1 + 2 blocks at 1800
+  steps too. Text stays at 0% in all of them although the VAE's ceiling for text is now ~90% (ink is weighted up in
+  the VAE loss, `detail`): the letters' shapes are not learnt in this budget.
 """
 
 from __future__ import annotations
