@@ -5,7 +5,7 @@ import torch
 from diffusers import FluxTransformer2DModel
 from peft import LoraConfig
 
-from onereward.rl.reference import EMAReference, FrozenReference, make_reference, trainable
+from onereward.rl.reference import EMAReference, FrozenReference, frozen_copy, make_reference, trainable
 
 
 def tiny_transformer() -> FluxTransformer2DModel:
@@ -126,3 +126,56 @@ def test_reference_state_round_trips(algorithm):
     other.load_state_dict(state)
     for a, b in zip(other.ema.shadow, ref.ema.shadow, strict=True):
         assert torch.equal(a, b)
+
+
+def test_dynamic_reference_holds_no_second_copy(monkeypatch):
+    """The full fine-tuning dynamic reference's EMA shadows ARE its module's parameters, and building it copies
+    nothing besides the module itself (no throwaway clone of the policy)."""
+    policy = tiny_transformer()
+    module = frozen_copy(policy)
+
+    def no_clone(*_, **__):
+        raise AssertionError("EMAReference cloned a tensor")
+
+    monkeypatch.setattr(torch.Tensor, "clone", no_clone)
+    ref = EMAReference(policy, tau=0.9, copy_module=lambda _: module)
+    monkeypatch.undo()
+    with ref.model() as m:
+        module_storages = {p.untyped_storage().data_ptr() for p in m.parameters()}
+    shadow_storages = {s.untyped_storage().data_ptr() for s in ref.ema.shadow}
+    assert len(ref.ema.shadow) == len(list(policy.parameters()))
+    assert shadow_storages == module_storages
+
+
+def test_ema_swap_trades_in_place_and_restores_exactly():
+    """swapped_into loads the EMA, then gives back the policy's and the EMA's values bit for bit."""
+    policy = tiny_transformer()
+    ref = FrozenReference(policy, tau=0.5)
+    fake_step(policy)
+    ref.update()
+    now = params(policy)
+    ema = {n: s.clone() for n, s in ref.ema.state_dict().items()}
+    with ref.ema.swapped_into([p for _, p in trainable(policy)]):
+        for n, p in policy.named_parameters():
+            assert torch.equal(p, ema[n])
+    for n, p in policy.named_parameters():
+        assert torch.equal(p, now[n])
+    for n, s in ref.ema.state_dict().items():
+        assert torch.equal(s, ema[n])
+
+
+def test_ema_swap_into_bf16_weights_keeps_the_fp32_shadow():
+    policy = tiny_transformer().to(torch.bfloat16)
+    ref = FrozenReference(policy, tau=0.5)
+    fake_step(policy)
+    ref.update()
+    now = params(policy)
+    ema = {n: s.clone() for n, s in ref.ema.state_dict().items()}
+    assert all(s.dtype == torch.float32 for s in ema.values())
+    with ref.ema.swapped_into([p for _, p in trainable(policy)]):
+        for n, p in policy.named_parameters():
+            assert torch.equal(p, ema[n].to(torch.bfloat16))
+    for n, p in policy.named_parameters():
+        assert torch.equal(p, now[n])
+    for n, s in ref.ema.state_dict().items():
+        assert torch.equal(s, ema[n])

@@ -46,8 +46,12 @@ class TrainConfig:
     algorithm: str = "standard"  # "standard" (Algorithm 1: frozen reference + EMA output) | "dynamic" (Algorithm 2)
     steps: int = 100  # optimiser steps
     batch_size: int = 8  # conditions per step per process
-    lr: float = 2e-6  # AdamW learning rate (PILOT.md: 1e-5 hacked the toy reward within ~130 steps)
+    lr: float = 2e-6  # learning rate of train.optimizer (PILOT.md: 1e-5 hacked the toy reward within ~130 steps)
     weight_decay: float = 0.0
+    # "adamw" | "adafactor" (torch's: no first moment, factored second; its lr is RELATIVE: a step moves each tensor
+    # by about lr x max(1e-3, RMS of the tensor), so it wants a larger lr than AdamW)
+    optimizer: str = "adamw"
+    fused_backward: bool = False  # step each parameter inside backward, freeing its grad (1 process, grad_clip=0)
     warmup_steps: int = 0  # linear warm-up, then constant
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     reward_bound: float = 0.9  # lambda in loss = mean_e max(0, lambda - p_e)
@@ -104,6 +108,18 @@ class Config:
             raise UserError(f"train.reward_bound={t.reward_bound}; lambda must lie in (0, 1]")
         if not 0.0 <= t.ema_tau < 1.0:
             raise UserError(f"train.ema_tau={t.ema_tau}; use a decay in [0, 1), e.g. 0.99")
+        if t.optimizer not in ("adamw", "adafactor"):
+            raise UserError(f"train.optimizer is {t.optimizer!r}; use 'adamw' or 'adafactor'")
+        if t.fused_backward and t.grad_clip > 0:
+            raise UserError(
+                f"train.fused_backward cannot clip the global grad norm (train.grad_clip={t.grad_clip}): no step sees"
+                " every gradient; set train.grad_clip=0 (Adafactor clips its own update RMS)"
+            )
+        if t.fused_backward and self.model.mixed_precision == "fp16":
+            raise UserError(
+                "train.fused_backward cannot unscale fp16 gradients before each step;"
+                " use model.mixed_precision=bf16 or no"
+            )
         if t.batch_size < 1 or t.steps < 0 or t.lr <= 0:
             raise UserError("train.batch_size must be >= 1, train.steps >= 0 and train.lr > 0")
         if self.log.save_every < 1 or self.log.keep_checkpoints < 1:

@@ -8,6 +8,7 @@ fallback for anything else). The folder it writes loads through exactly the code
 
 Presets:
 - "test": the cheapest model that keeps the REAL layout (VAE /8, latent C=16: in 384, out 64), for tests.
+- "bench", "bench_large", "bench_xl": ~71M, ~283M and ~535M-parameter transformers for bench/rl_memory.py.
 - "toy": the embedded default's base model: VAE /4 with latent C=4 (8x8 = 64 tokens of 16 dims at 64x64; low-dim
   latents keep velocity prediction viable, PILOT.md section 7), transformer d64 with 2 double + 4 single blocks.
 """
@@ -57,8 +58,12 @@ class TinyPreset:
 PRESETS: dict[str, TinyPreset] = {
     "test": TinyPreset((8, 16, 32, 32), 16, 4, 2, 16, (4, 6, 6), 1, 2, 32, 32),
     "toy": TinyPreset((16, 32, 32), 4, 4, 4, 16, (4, 6, 6), 2, 4, 32, 64),
-    # bench/rl_memory.py: a transformer large enough (~50M params) that model copies dominate process memory
+    # bench/rl_memory.py: a transformer large enough (~71M params) that model copies dominate process memory
     "bench": TinyPreset((16, 32, 32), 4, 4, 8, 64, (16, 24, 24), 4, 8, 32, 64),
+    # the same, 4x the parameters (~283M, 1.08 GB per fp32 copy): copies dominate ~1.2 GB of runtime + activations
+    "bench_large": TinyPreset((16, 32, 32), 4, 4, 16, 64, (16, 24, 24), 4, 8, 32, 64),
+    # wider still (~535M, 2.04 GB per copy), for the Adafactor variants (AdamW full fine-tuning would need ~14 GB)
+    "bench_xl": TinyPreset((16, 32, 32), 4, 4, 22, 64, (16, 24, 24), 4, 8, 32, 64),
 }
 
 

@@ -30,10 +30,14 @@ def trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
 class EMA:
     """Exponential moving average of a fixed list of tensors: shadow <- tau * shadow + (1 - tau) * value."""
 
-    def __init__(self, named: list[tuple[str, torch.Tensor]], tau: float):
+    def __init__(self, named: list[tuple[str, torch.Tensor]], tau: float, copy: bool = True):
+        """`copy=False`: the given tensors themselves are the shadows, updated in place (no copy is made)."""
         self.tau = tau
         self.names = [n for n, _ in named]
-        self.shadow = [p.detach().clone().float() for _, p in named]  # fp32 shadows: bf16 lerp loses small updates
+        if copy:
+            self.shadow = [p.detach().clone().float() for _, p in named]  # fp32 shadows: bf16 lerp loses updates
+        else:
+            self.shadow = [p.data for _, p in named]
 
     @torch.no_grad()
     def update(self, tensors: list[torch.Tensor]) -> None:
@@ -43,15 +47,29 @@ class EMA:
     @contextmanager
     @torch.no_grad()
     def swapped_into(self, params: list[torch.Tensor]) -> Iterator[None]:
-        """Temporarily load the shadows into `params` (same order), restoring the originals afterwards."""
-        backup = [p.detach().clone() for p in params]
-        for p, s in zip(params, self.shadow, strict=True):
-            p.copy_(s.to(p.dtype))
+        """Temporarily load the shadows into `params` (same order), restoring the originals afterwards.
+
+        Parameter and shadow trade values tensor by tensor, so the shadows hold the originals meanwhile and no backup
+        of the whole model is made (a full backup was one more model copy at the final export). A parameter of
+        another dtype than its shadow (bf16 weights, fp32 shadows) is backed up instead: trading would round the
+        shadow. Inside the context the EMA itself holds the originals: do not read or update it there.
+        """
+        backups: list[torch.Tensor | None] = []
         try:
+            for p, s in zip(params, self.shadow, strict=True):
+                if p.dtype == s.dtype:
+                    _trade(p, s)
+                    backups.append(None)
+                else:
+                    backups.append(p.detach().clone())
+                    p.copy_(s.to(p.dtype))
             yield
         finally:
-            for p, b in zip(params, backup, strict=True):
-                p.copy_(b)
+            for p, s, b in zip(params, self.shadow, backups, strict=False):  # only those swapped in so far
+                if b is None:
+                    _trade(p, s)
+                else:
+                    p.copy_(b)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(zip(self.names, self.shadow, strict=True))
@@ -61,6 +79,14 @@ class EMA:
         if missing:
             raise KeyError(f"EMA state lacks {len(missing)} tensors, e.g. {sorted(missing)[0]}")
         self.shadow = [state[n].clone().float() for n in self.names]
+
+
+@torch.no_grad()
+def _trade(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Exchange the values of two same-dtype tensors in place, holding one tensor's worth of extra memory."""
+    held = a.detach().clone()
+    a.copy_(b)
+    b.copy_(held)
 
 
 def frozen_copy(module: nn.Module) -> nn.Module:
@@ -130,11 +156,11 @@ class EMAReference:
             self.ema = EMA(trainable(policy), tau)
             self._copy = None
         else:
-            # The reference module's own parameters ARE the EMA (updated in place): two models in memory, not three.
+            # The reference module's own parameters ARE the EMA (updated in place, no shadow copy is ever made):
+            # two models in memory, not three.
             self._copy = (copy_module or frozen_copy)(policy)
             params = dict(self._copy.named_parameters())
-            self.ema = EMA([(n, params[n]) for n in names], tau)
-            self.ema.shadow = [params[n].data for n in names]  # alias: updating the shadow updates the module
+            self.ema = EMA([(n, params[n]) for n in names], tau, copy=False)
 
     @contextmanager
     def model(self) -> Iterator[nn.Module]:

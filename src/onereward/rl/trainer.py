@@ -22,6 +22,7 @@ from onereward.config import Config, from_dict
 from onereward.errors import UserError
 from onereward.rl.data import ConditionPool, folder_pool, seed_of, step_generator, toy_pool
 from onereward.rl.loss import composite, hinge_loss
+from onereward.rl.optim import make_optimizer
 from onereward.rl.parallel import make_strategy
 from onereward.rl.reference import make_reference, trainable
 from onereward.tasks import NEGATIVE_PROMPT, TASKS
@@ -140,7 +141,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
         cfg.train.algorithm, fill.transformer, cfg.train.ema_tau, cached=cached, copy_module=strategy.copy_module
     )
     params = [p for _, p in trainable(fill.transformer)]
-    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    optimizer = make_optimizer(trainable(fill.transformer), cfg.train, acc.num_processes)
     warmup = max(1, cfg.train.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     policy, optimizer, scheduler = strategy.prepare(fill.transformer, optimizer, scheduler)
@@ -245,11 +246,12 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             loss = losses.mean()
 
         # --- update: skip non-finite steps everywhere at once, clip, step, move the reference ---
+        # (the loss is judged before backward: a fused optimiser, train.fused_backward, steps inside backward)
         t_upd = time.perf_counter()
-        acc.backward(loss)
-        ok = bool(torch.isfinite(loss)) and all(p.grad is None or _finite(p.grad) for p in params)
-        finite = torch.tensor(float(ok), device=acc.device)
-        if acc.reduce(finite, reduction="sum").item() < acc.num_processes:
+        loss_ok = _everywhere(acc, bool(torch.isfinite(loss)))
+        if loss_ok:
+            acc.backward(loss)
+        if not (loss_ok and _everywhere(acc, all(p.grad is None or _finite(p.grad) for p in params))):
             optimizer.zero_grad(set_to_none=True)
             state.nan_skipped += 1
         else:
@@ -369,8 +371,15 @@ def restore(root: Path, net, optimizer, scheduler, reference, cfg: Config, strat
     if meta["algorithm"] != reference.algorithm:
         raise UserError(f"--resume: {path} is a {meta['algorithm']} run, this config says {reference.algorithm}")
     saved = from_dict(meta["config"])
-    if (saved.model.lora_rank, saved.train.seed) != (cfg.model.lora_rank, cfg.train.seed):
-        raise UserError(f"--resume: {path} was made with another lora_rank or seed; resume with the same config")
+
+    def same(c: Config) -> tuple:
+        return c.model.lora_rank, c.train.seed, c.train.optimizer, c.train.fused_backward
+
+    if same(saved) != same(cfg):
+        raise UserError(
+            f"--resume: {path} was made with another lora_rank, seed, optimizer or fused_backward;"
+            " resume with the same config"
+        )
     named = dict(trainable(net))
     missing = set(named) - set(parts["policy"])
     if missing:
@@ -410,6 +419,12 @@ def export(out: Path, net, reference, cfg: Config, strategy, is_main: bool) -> N
     for name, ema in reference.exports().items():  # Algorithm 1's EMA model, loaded into the policy's module
         with ema.swapped_into([p for _, p in trainable(net)]):
             export_weights(out / name, net, cfg, strategy, is_main)
+
+
+def _everywhere(acc, flag: bool) -> bool:
+    """True when `flag` holds on every process (collective: all processes call it together)."""
+    count = acc.reduce(torch.tensor(float(flag), device=acc.device), reduction="sum")
+    return count.item() == acc.num_processes
 
 
 def _finite(t: torch.Tensor) -> bool:
