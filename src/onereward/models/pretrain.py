@@ -27,14 +27,16 @@ too), and matches FLUX, whose text encoders are never trained with the transform
 The folder is built next to `out` and renamed into place at the end, so a killed run never leaves a model that looks
 finished.
 
-Measured (two `onereward demo` runs, 2 otherwise idle CPU cores, 2 threads, 300 s, seed 0, 2026-11-27; held-out
-"eval" split, 50 per task, 8 Euler steps), usable: fill 4-6%, text 0%, extend 0%, extend_noprompt 56-74%, removal
-70-78% (untrained: 0% everywhere; the VAE's own reconstruction of the truth: 92-96 / 0 / 58-68 / 94-100 / 96-98%).
-A time budget trains a different number of steps on every run, hence the spread. PILOT.md's fill >= 15%
-and extend >= 30% are NOT met. What we know about why, as measured (single runs, 50 conditions per task):
+Measured before text was drawn at 4x (two `onereward demo` runs, 2 otherwise idle CPU cores, 2 threads, 300 s,
+seed 0, 2026-11-27; held-out "eval" split, 50 per task, 8 Euler steps), usable: fill 4-6%, text 0%, extend 0%,
+extend_noprompt 56-74%, removal 70-78% (untrained: 0% everywhere; the VAE's own reconstruction of the truth:
+92-96 / 0 / 58-68 / 94-100 / 96-98%). A time budget trains a different number of steps on every run, hence the
+spread. PILOT.md's fill >= 15% and extend >= 30% are NOT met. What we know about why, as measured (single runs,
+50 conditions per task):
 - The VAE needs time, not width: its ceiling for fill / prompted extend was 60 / 28% after 60 s and 88 / 60% after
   150 s (1 thread); 8 or 16 latent channels instead of 4 were no better at 60 s, nor a 2x wider VAE at 150 s. Text
-  is out of reach at /4 (2-pixel glyph strokes; the oracle asks for crisp strokes, and a 5x5 blur of the truth fails).
+  was out of reach at /4 while glyphs were drawn at 2x (2-pixel strokes) and the VAE loss weighted saturation only
+  (ink came back mid-grey): its ceiling was 0%; at 4x with the `detail` weight it is ~90% (3000 VAE steps).
 - The transformer is the limit for fill and prompted extend: it draws the right colour in the right place but not the
   shape (fill structure 0.26-0.36 on average against a threshold of 0.7), and prompted extend must complete the half-
   hidden object's exact silhouette (IoU >= 0.925). Learning rate 3e-3 over 1e-3 and EMA 0.99 over 0.999 helped a
