@@ -137,6 +137,16 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "onereward.cli", *args]
 
 
+def kill_at_first_checkpoint(args: list[str], env: dict, out) -> None:
+    """Run `onereward ARGS` and SIGKILL it once its first checkpoint lands in out/checkpoints (or after 120 s)."""
+    proc = subprocess.Popen(_cli(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while checkpoint.latest(out / "checkpoints") is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # a real kill: no handler runs, no final save
+    proc.wait()
+
+
 def train_args(policy, reward, out, *sets: str) -> list[str]:
     """`onereward train` arguments for a tiny subprocess run: the shared settings, then `sets` (field=value)."""
     fields = [
@@ -164,17 +174,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_fill_dir, tiny_rm_dir, tmp_
     )
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _cli(*train_args(tiny_fill_dir, tiny_rm_dir, killed, "train.steps=6")),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while checkpoint.latest(killed / "checkpoints") is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # a real kill: no handler runs, no final save
-    proc.wait()
+    kill_at_first_checkpoint(train_args(tiny_fill_dir, tiny_rm_dir, killed, "train.steps=6"), env, killed)
     done = checkpoint.latest(killed / "checkpoints")
     assert done is not None and int(done.name.split("-")[1]) < 6, "the kill came too late to test resume"
     resume = [*train_args(tiny_fill_dir, tiny_rm_dir, killed, "train.steps=6"), "--resume"]

@@ -1,15 +1,13 @@
 """The memory-saving optimiser options: Adafactor, and the optimiser step fused into backward (rl/optim.py)."""
 
 import os
-import signal
 import subprocess
-import time
 
 import pytest
 import torch
 from diffusers import FluxTransformer2DModel
 from safetensors.torch import load_file
-from test_rl import _cli, config, train_args, weights
+from test_rl import _cli, config, kill_at_first_checkpoint, train_args, weights
 
 from onereward import checkpoint
 from onereward.config import Config, apply_overrides
@@ -93,17 +91,7 @@ def test_killed_fused_run_resumes_to_the_same_weights(tiny_fill_dir, tiny_rm_dir
     subprocess.run(_cli(*args), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _cli(*train_args(tiny_fill_dir, tiny_rm_dir, killed, *sets)),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while checkpoint.latest(killed / "checkpoints") is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(train_args(tiny_fill_dir, tiny_rm_dir, killed, *sets), env, killed)
     done = checkpoint.latest(killed / "checkpoints")
     assert done is not None and int(done.name.split("-")[1]) < 6, "the kill came too late to test resume"
     resume = [*train_args(tiny_fill_dir, tiny_rm_dir, killed, *sets), "--resume"]
