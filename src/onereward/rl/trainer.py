@@ -140,8 +140,9 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     reference = make_reference(
         cfg.train.algorithm, fill.transformer, cfg.train.ema_tau, cached=cached, copy_module=strategy.copy_module
     )
-    params = [p for _, p in trainable(fill.transformer)]
-    optimizer = make_optimizer(trainable(fill.transformer), cfg.train, acc.num_processes)
+    named = trainable(fill.transformer)
+    params = [p for _, p in named]
+    optimizer = make_optimizer(named, cfg.train, acc.num_processes)
     warmup = max(1, cfg.train.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     policy, optimizer, scheduler = strategy.prepare(fill.transformer, optimizer, scheduler)
