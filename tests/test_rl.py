@@ -298,6 +298,10 @@ def test_held_out_curve_starts_at_the_base_and_the_best_candidate_is_released(ti
     evaluated = [row["step"] for row in log if "usability/mean" in row]
     assert evaluated == [0, 1, 2]  # the starting point, then every step
     assert all(0.0 <= row[f"usability/{t}"] <= 1.0 for row in log if "usability/mean" in row for t in TASKS)
+    # every task x dimension's mean oracle score beside usability, and nothing else under oracle/
+    want = {f"oracle/{t}/{d}" for t, task in TASKS.items() for d in task.dimensions}
+    assert all({k for k in row if k.startswith("oracle/")} == want for row in log if "usability/mean" in row)
+    assert all(0.0 <= row[k] <= 1.0 for row in log if "usability/mean" in row for k in want)
     meta = json.loads((checkpoint.latest(out / "checkpoints") / "meta.json").read_text())
     assert [step for step, _ in meta["history"]] == [0, 1, 2]
     assert meta["best_step"] in (1, 2)  # step 0 is the base: a baseline, never released as "best"

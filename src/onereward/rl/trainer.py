@@ -305,6 +305,9 @@ def evaluate_held_out(
 ) -> dict[str, float]:
     """Oracle usability per task on held-out conditions (split "val", never the benchmark's); keeps the best of the
     candidates (the starting point is evaluated with candidate=False: a baseline for the curve, not a release).
+    Also logs the oracle's mean score per task x dimension (`oracle/<task>/<dimension>`): usability needs every
+    dimension at once, and a policy that trades one dimension for another (e.g. a cleaner background by dropping
+    the requested object, which happens when the reward model cannot judge the object) shows only there.
 
     The main process evaluates alone, unless the model is sharded (then all processes sample together).
     """
@@ -315,10 +318,10 @@ def evaluate_held_out(
         return {}
     was_training = net.training
     net.eval()
-    result = {}
+    result, dims = {}, {}
     for task in TASKS:
         conds = make_conditions(task, cfg.log.eval_size, seed=cfg.train.seed, size=cfg.sampling.size, split="val")
-        batch_ok = []
+        batch_ok, scores = [], []
         for i in range(0, len(conds), 32):
             part = conds[i : i + 32]
             src = torch.from_numpy(np.stack([c.source for c in part])).permute(0, 3, 1, 2).float()
@@ -335,15 +338,17 @@ def evaluate_held_out(
                 transformer=net,
             )
             for c, img in zip(part, imgs.permute(0, 2, 3, 1).cpu().numpy(), strict=True):
-                batch_ok.append(usable(task, score(c, img)))
+                scores.append(score(c, img))
+                batch_ok.append(usable(task, scores[-1]))
         result[f"usability/{task}"] = float(np.mean(batch_ok))
+        dims.update({f"oracle/{task}/{d}": float(np.mean([s[d] for s in scores])) for d in TASKS[task].dimensions})
     net.train(was_training)
     mean = float(np.mean(list(result.values())))
     state.history.append((state.step, {k.split("/")[1]: v for k, v in result.items()}))
     if candidate and mean > state.best_usability:
         state.best_usability, state.best_step = mean, state.step
         export_weights(out / "best", net, cfg, strategy, acc.is_main_process)
-    return {**result, "usability/mean": mean}
+    return {**result, "usability/mean": mean, **dims}
 
 
 # --- checkpoints ---
