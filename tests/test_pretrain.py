@@ -58,12 +58,12 @@ def _changed(a: dict, b: dict) -> list[str]:
 
 def test_writes_a_loadable_base_model_with_its_report(base_dir):
     model = FillModel.from_pretrained(base_dir)
-    assert model.defaults == {"steps": 8, "true_cfg": 1.0, "guidance": 1.0}  # how the report sampled it
+    assert model.defaults == {"steps": 4, "true_cfg": 1.0, "guidance": 1.0}  # how the report sampled it
     report = json.loads((base_dir / REPORT_FILE).read_text())
     for name in ("pretrained", "untrained", "vae_ceiling"):
         assert set(report["usable"][name]) == set(TASK_NAMES)
         assert all(0.0 <= v <= 1.0 for v in report["usable"][name].values())
-    assert report["eval"]["split"] == "eval" and report["eval"]["steps"] == 8
+    assert report["eval"]["split"] == "eval" and report["eval"]["steps"] == 4
     assert (base_dir / "base_model.png").stat().st_size > 1000
     assert not [p for p in base_dir.parent.iterdir() if p.name.startswith(".")]  # no temp folder left behind
     images, masks = torch.rand(2, 3, 64, 64), torch.zeros(2, 1, 64, 64)

@@ -24,6 +24,7 @@ def toy() -> Config:
     # oracle's consistency (fill .71 -> .86 on 50 "eval" conditions) and fading the requested object (fill text
     # alignment .44 -> .13, structure .28 -> .07: both below the 0.7 gate; in the loss at gate 0.6, .23 / .14).
     cfg.train.lr = 1e-5
+    cfg.sampling.steps = 4  # the toy base model's own default (onereward.json): it samples best at few steps
     cfg.train.steps = 120
     cfg.train.min_reward_accuracy = 0.7  # leave dimensions the reward model cannot judge out of the loss
     cfg.log.out = "runs/train-toy"

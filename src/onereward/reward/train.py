@@ -29,6 +29,11 @@ A from-scratch pairwise judge first sits on a symmetric plateau (loss 0.693, the
 schedule and the mix above shortened it, and the learning rate decides it: on one demo's preferences (seed 0, 1,000
 steps) lr 1e-2 never left it, 5e-3 left it only after ~700 steps (best cell 0.67 held out, below the RL gate), 2e-3
 left it before step 250 and ended with 4 of 9 cells at or above the paper's accuracy (extend consistency 0.95).
+What does not lift the cells still below the paper (2026-11-27, one demo's preferences, seed 0; fill text alignment
+/ fill structure / extend text alignment / removal, two-order held out): ~930 steps (240 s) 65 / 65 / 53 / 82; 1,900
+steps 67 / 68 / 48 / 77; patch 4 instead of 8 (4x the image tokens, half the steps per second), 930 steps 69 / 67 /
+50 / 83. Those cells ask which of two blobs better matches the named shape, or which of two nearly empty bands holds
+more of the object: the base model's candidates differ little there.
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
