@@ -85,6 +85,11 @@ def test_rl_is_skipped_only_when_no_reward_dimension_passes_the_gate(tmp_path):
     assert reason is not None and "best 0.69" in reason and "\n" not in reason
     _accuracy(tmp_path, {"fill": {"consistency": 0.71, "structure": 0.5}, "removal": {"removal_quality": 0.5}})
     assert rl_skip_reason(out, 0.7) is None
+    # gated by task, one good dimension is not enough: some task must pass on every one of its dimensions
+    reason = rl_skip_reason(out, 0.7, gate="task")
+    assert reason is not None and "no task has every reward dimension" in reason
+    _accuracy(tmp_path, {"fill": {"consistency": 0.71, "structure": 0.5}, "removal": {"removal_quality": 0.72}})
+    assert rl_skip_reason(out, 0.7, gate="task") is None
 
 
 def test_a_skipped_stage_runs_nothing_and_leaves_no_marker(tmp_path, capsys):

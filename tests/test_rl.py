@@ -17,7 +17,7 @@ from onereward import checkpoint
 from onereward.config import Config, apply_overrides
 from onereward.errors import UserError
 from onereward.rl.data import ConditionPool
-from onereward.rl.trainer import train
+from onereward.rl.trainer import dimension_gate, train
 from onereward.tasks import TASKS
 from onereward.toyworld import make_conditions
 
@@ -289,6 +289,32 @@ def test_tasks_without_a_reliable_reward_dimension_are_not_trained(tiny_fill_dir
             reward=tiny_rm,
             pool=pool,
         )
+
+
+def test_gating_by_task_trains_a_task_only_when_every_dimension_passes(tmp_path):
+    acc = tmp_path / "accuracy.json"
+    cells = {
+        "fill": {"text_alignment": 0.9, "consistency": 0.9, "structure": 0.5, "aesthetics": 0.9},
+        "extend": {"text_alignment": 0.5, "consistency": 0.9, "structure": 0.9, "aesthetics": 0.9},
+        "removal": {"removal_quality": 0.9},
+    }
+    acc.write_text(json.dumps({"reward_accuracy": cells}))
+    cfg = Config()
+    apply_overrides(cfg, [f"model.reward_accuracy={acc}", "train.min_reward_accuracy=0.8"])
+    by_dimension = {t: k.tolist() for t, k in dimension_gate(cfg).items()}
+    assert by_dimension["fill"] == [True, True, False, True] and by_dimension["extend"] == [False, True, True, True]
+    cfg.train.gate = "task"
+    by_task = {t: k.tolist() for t, k in dimension_gate(cfg).items()}
+    assert by_task == {
+        "fill": [False] * 4,
+        "text": [False] * 4,  # judged by the fill family's dimensions
+        "extend": [False] * 4,
+        "extend_noprompt": [True] * 3,  # the extend family without text alignment
+        "removal": [True],
+    }
+    cfg.train.gate = "tasks"
+    with pytest.raises(UserError, match="train.gate"):
+        cfg.check()
 
 
 def test_held_out_curve_starts_at_the_base_and_the_best_candidate_is_released(tiny_fill_dir, tiny_rm, pool, tmp_path):

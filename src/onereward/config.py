@@ -58,6 +58,7 @@ class TrainConfig:
     ema_tau: float = 0.99  # EMA decay: the output EMA (standard) or the reference itself (dynamic)
     task_weights: dict[str, float] = field(default_factory=dict)  # overrides of the task table's weights
     min_reward_accuracy: float = 0.0  # drop (task, dimension) terms whose measured RM accuracy is below this
+    gate: str = "dimension"  # "dimension": drop those terms alone; "task": train a task only if NONE is dropped
     seed: int = 0
 
 
@@ -108,6 +109,8 @@ class Config:
             raise UserError(f"train.reward_bound={t.reward_bound}; lambda must lie in (0, 1]")
         if not 0.0 <= t.ema_tau < 1.0:
             raise UserError(f"train.ema_tau={t.ema_tau}; use a decay in [0, 1), e.g. 0.99")
+        if t.gate not in ("dimension", "task"):
+            raise UserError(f"train.gate is {t.gate!r}; use 'dimension' or 'task' (see train.min_reward_accuracy)")
         if t.optimizer not in ("adamw", "adafactor"):
             raise UserError(f"train.optimizer is {t.optimizer!r}; use 'adamw' or 'adafactor'")
         if t.fused_backward and t.grad_clip > 0:

@@ -40,21 +40,27 @@ def _exists(*parts: str) -> Callable[[Path], bool]:
     return lambda out: (out.joinpath(*parts)).exists()
 
 
-def rl_skip_reason(out: Path, min_accuracy: float) -> str | None:
+def rl_skip_reason(out: Path, min_accuracy: float, gate: str = "dimension") -> str | None:
     """Why RL must not run on this reward model, or None.
 
-    The trainer trains a task only on the reward dimensions whose held-out accuracy reaches `min_accuracy` (PILOT.md:
-    dimensions at chance are adversarial directions, not neutral); with none at all it refuses to start. The demo
-    then skips both RL runs, says why, and evaluates the models it has, instead of failing or training on noise.
+    The trainer trains each task only on the reward dimensions that pass its gate (`rl.trainer.dimension_gate`:
+    held-out accuracy at least `min_accuracy`; PILOT.md: dimensions at chance are adversarial directions, not
+    neutral); with no task left it refuses to start. The demo then skips both RL runs, says why, and evaluates the
+    models it has, instead of failing or training on noise.
     """
-    accuracy = load_json(out / "reward_accuracy.json")["reward_accuracy"]
-    cells = [v for dims in accuracy.values() for v in dims.values() if v is not None]
-    best = max(cells, default=float("nan"))
-    if cells and best >= min_accuracy:
+    from onereward.rl.trainer import dimension_gate
+
+    cfg = get_preset("toy")
+    cfg.model.reward_accuracy = str(out / "reward_accuracy.json")
+    cfg.train.min_reward_accuracy, cfg.train.gate = min_accuracy, gate
+    if any(bool(keep.any()) for keep in dimension_gate(cfg).values()):
         return None
+    accuracy = load_json(out / "reward_accuracy.json")["reward_accuracy"]
+    best = max((v for dims in accuracy.values() for v in dims.values() if v is not None), default=float("nan"))
+    what = "no task has every reward dimension at" if gate == "task" else "no reward dimension reached"
     return (
-        f"no reward dimension reached {min_accuracy:.2f} held-out accuracy (best {best:.2f}); RL on a judge at chance"
-        " would follow adversarial gradients. Train a better reward model (e.g. another --seed) and rerun"
+        f"{what} {min_accuracy:.2f} held-out accuracy (best {best:.2f}); RL on a judge at chance would follow"
+        " adversarial gradients. Train a better reward model (e.g. another --seed) and rerun"
     )
 
 
@@ -71,6 +77,7 @@ def stages(seed: int, quick: bool) -> list[Stage]:
     rl_steps = "4" if q else "120"
     # a quick run's reward model is untrained: gate nothing, so the mechanics still run
     min_accuracy = 0.0 if q else get_preset("toy").train.min_reward_accuracy
+    gate = get_preset("toy").train.gate
     bench = ["--counts", "fill=4,text=2,extend=2,extend_noprompt=2,removal=2"] if q else []
     return [
         Stage(
@@ -166,7 +173,7 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                     *(["--set", "log.eval_every=2", "--set", "log.eval_size=4"] if q else []),
                 ],
                 _exists("rl", name, "policy"),
-                lambda o: rl_skip_reason(o, min_accuracy),
+                lambda o: rl_skip_reason(o, min_accuracy, gate),
             )
             for alg, name in zip(("standard", "dynamic"), RL_MODELS, strict=True)
         ],

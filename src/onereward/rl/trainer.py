@@ -98,9 +98,12 @@ def load_reward(cfg: Config, device):
 
 
 def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
-    """Per task, which dimensions enter the loss: those whose measured RM accuracy reaches min_reward_accuracy.
+    """Per task, which dimensions enter the loss: those whose measured RM accuracy reaches min_reward_accuracy;
+    with train.gate "task", all of a task's dimensions or, if any falls short, none (the task is not trained).
 
-    PILOT.md: dimensions at chance are not neutral, their gradients are adversarial directions.
+    PILOT.md: dimensions at chance are not neutral, their gradients are adversarial directions. Leaving them out is
+    not neutral either: usability needs every dimension, and a policy trained on the others alone may trade the
+    missing ones away (measured, presets.toy: fill trained on consistency and aesthetics faded the requested object).
     """
     keep = {t: torch.ones(len(task.dimensions), dtype=torch.bool) for t, task in TASKS.items()}
     if not cfg.model.reward_accuracy or cfg.train.min_reward_accuracy <= 0:
@@ -109,6 +112,8 @@ def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
     for t, task in TASKS.items():
         scores = [acc.get(task.family, {}).get(d) for d in task.dimensions]
         keep[t] = torch.tensor([s is not None and s >= cfg.train.min_reward_accuracy for s in scores])
+        if cfg.train.gate == "task" and not bool(keep[t].all()):
+            keep[t][:] = False
     return keep
 
 
@@ -155,7 +160,9 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     if excluded:
         pool.exclude(excluded)
         if acc.is_main_process:
-            print(f"not trained (no reward dimension >= {cfg.train.min_reward_accuracy}): {', '.join(excluded)}")
+            x = cfg.train.min_reward_accuracy
+            why = f"a reward dimension < {x}" if cfg.train.gate == "task" else f"no reward dimension >= {x}"
+            print(f"not trained ({why}): {', '.join(excluded)}")
     cache = RefCache.open(cfg.data.ref_cache) if cached else None
     logger = RunLogger(out, acc.is_main_process)
 
