@@ -73,12 +73,13 @@ class ConditionPool:
         return len(self.by_id)
 
     def exclude(self, tasks: list[str]) -> None:
-        """Stop drawing these tasks (e.g. no reward dimension of theirs is reliable enough to train on)."""
+        """Stop drawing these tasks (e.g. their reward dimensions are not reliable enough to train on)."""
         keep = [i for i, t in enumerate(self.tasks) if t not in tasks]
         if not keep:
             raise UserError(
-                f"every task is excluded from RL ({', '.join(tasks)}): the reward model has no dimension at or above"
-                " train.min_reward_accuracy; train a better reward model or lower that threshold"
+                f"every task is excluded from RL ({', '.join(tasks)}): no task passes the reward model's accuracy"
+                " gate (train.min_reward_accuracy, train.gate); train a better reward model, lower that threshold"
+                " or set train.gate=dimension"
             )
         self.tasks = [self.tasks[i] for i in keep]
         probs = self.probs[keep]
