@@ -125,3 +125,14 @@ def test_a_non_fill_transformer_is_refused():
     pipe.transformer = FluxTransformer2DModel.from_config(cfg)
     with pytest.raises(UserError, match="in_channels=64"):
         FillModel(pipe)
+
+
+def test_every_toy_prompt_fits_the_tiny_t5_sequence_untruncated():
+    from onereward.models.tiny import T5_MAX_LENGTH, _t5_tokenizer
+    from onereward.tasks import NEGATIVE_PROMPT, TASK_NAMES
+    from onereward.toyworld import make_conditions
+
+    tok = _t5_tokenizer(TOY_WORDS)
+    prompts = {c.prompt for t in TASK_NAMES for c in make_conditions(t, 200, 0, 64, "train")} | {NEGATIVE_PROMPT}
+    lengths = {p: len(tok(p).input_ids) for p in prompts}  # with the closing </s>
+    assert max(lengths.values()) <= T5_MAX_LENGTH, max(lengths.items(), key=lambda kv: kv[1])

@@ -38,7 +38,10 @@ TOY_WORDS: tuple[str, ...] = (
 )  # fmt: skip
 
 CLIP_MAX_LENGTH = 77  # CLIP's own context length, as FLUX uses it
-T5_MAX_LENGTH = 32  # FLUX uses 512; toy prompts fit in 32, and the text length is paid in every attention call
+# FLUX uses 512. The longest toy prompt, extend without prompt's "high-definition, perfect composition", is 16 tokens
+# (hyphen and comma fall back to characters); every transformer call pays for the text tokens: 16 instead of 32 made a
+# toy pre-training step 18-35% faster (2026-11-27, 2 threads, two runs of 300 steps).
+T5_MAX_LENGTH = 16
 
 
 @dataclass(frozen=True)
