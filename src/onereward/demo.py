@@ -76,8 +76,8 @@ def stages(seed: int, quick: bool) -> list[Stage]:
     threads = ["--threads", "1" if q else "2"]
     rl_steps = "4" if q else "120"
     # a quick run's reward model is untrained: gate nothing, so the mechanics still run
-    min_accuracy = 0.0 if q else get_preset("toy").train.min_reward_accuracy
-    gate = get_preset("toy").train.gate
+    toy = get_preset("toy").train
+    min_accuracy, gate = 0.0 if q else toy.min_reward_accuracy, toy.gate
     bench = ["--counts", "fill=4,text=2,extend=2,extend_noprompt=2,removal=2"] if q else []
     return [
         Stage(

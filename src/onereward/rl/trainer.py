@@ -328,7 +328,7 @@ def evaluate_held_out(
     result, dims = {}, {}
     for task in TASKS:
         conds = make_conditions(task, cfg.log.eval_size, seed=cfg.train.seed, size=cfg.sampling.size, split="val")
-        batch_ok, scores = [], []
+        scores = []
         for i in range(0, len(conds), 32):
             part = conds[i : i + 32]
             src = torch.from_numpy(np.stack([c.source for c in part])).permute(0, 3, 1, 2).float()
@@ -346,8 +346,7 @@ def evaluate_held_out(
             )
             for c, img in zip(part, imgs.permute(0, 2, 3, 1).cpu().numpy(), strict=True):
                 scores.append(score(c, img))
-                batch_ok.append(usable(task, scores[-1]))
-        result[f"usability/{task}"] = float(np.mean(batch_ok))
+        result[f"usability/{task}"] = float(np.mean([usable(task, s) for s in scores]))
         dims.update({f"oracle/{task}/{d}": float(np.mean([s[d] for s in scores])) for d in TASKS[task].dimensions})
     net.train(was_training)
     mean = float(np.mean(list(result.values())))
