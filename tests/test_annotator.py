@@ -48,6 +48,11 @@ def test_label_noise_is_seeded_and_can_flip_close_calls():
     winners = {r.pairs[0].winner for r in runs}
     assert winners == {1, 2}  # 0.60 vs 0.62 is a close call under noise 0.05
     assert all(r.pairs[0].loser == 3 for r in runs)  # 0.30 is far below: always the worst
+    # no preference is invented between candidates that do not differ, however noisy the annotator
+    ties = [{"d": 0.0}] * 4
+    assert all(
+        annotate_scores(ties, ["d"], gap=0.05, noise=0.05, rng=np.random.default_rng(s)).pairs == [] for s in range(40)
+    )
     with pytest.raises(ValueError, match="seeded rng"):
         annotate_scores(rows, ["d"], noise=0.02)
     with pytest.raises(ValueError, match="at least 2"):
