@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from onereward.demo import rl_skip_reason, run_stage, stages
+from onereward.demo import Stage, groups, rl_skip_reason, run_group, stages
+from onereward.errors import UserError
 from onereward.io import save_json
 from onereward.tasks import TASK_NAMES
 
@@ -95,7 +96,7 @@ def test_rl_is_skipped_only_when_no_reward_dimension_passes_the_gate(tmp_path):
 def test_a_skipped_stage_runs_nothing_and_leaves_no_marker(tmp_path, capsys):
     _accuracy(tmp_path, {"fill": {"consistency": 0.5}})
     rl = next(s for s in stages(seed=0, quick=False) if s.name == "rl_onereward")
-    info = run_stage(rl, tmp_path, 6, 8)
+    info = run_group([rl], tmp_path, 6, 8)["rl_onereward"]
     assert set(info) == {"skipped"} and "SKIPPED" in capsys.readouterr().out
     assert not (tmp_path / "stages").exists()  # the next run asks again
     # the evaluation then compares only the models that exist
@@ -106,3 +107,23 @@ def test_a_skipped_stage_runs_nothing_and_leaves_no_marker(tmp_path, capsys):
     (tmp_path / "rl" / "onereward" / "policy" / "transformer").mkdir(parents=True)
     models = [a.split("=")[0] for a in evaluate.args(tmp_path) if "=" in a]
     assert models == ["base", "onereward", "opencv"]
+
+
+def test_the_two_rl_runs_run_side_by_side_and_the_rest_alone():
+    plan = stages(seed=0, quick=False)
+    assert [[s.name for s in g] for g in groups(plan)] == [
+        ["world"], ["pretrain"], ["collect"], ["train_reward"], ["eval_reward"],
+        ["rl_onereward", "rl_onereward_dynamic"], ["eval"],
+    ]  # fmt: skip
+
+
+def test_a_failed_stage_of_a_group_fails_the_demo_after_the_others_finish(tmp_path):
+    def stage(name, args):
+        return Stage(name, name, lambda o: args, lambda o: False, together="g")
+
+    ok, bad = stage("ok", ["--help"]), stage("bad", ["train", "--preset", "no-such-preset"])
+    with pytest.raises(UserError, match=r"stage bad \(exit \d+; see .*bad.log\) failed"):
+        run_group([bad, ok], tmp_path, 1, 2)
+    assert json.loads((tmp_path / "stages" / "ok.json").read_text())["command"] == ["onereward", "--help"]
+    assert not (tmp_path / "stages" / "bad.json").exists()
+    assert "unknown preset 'no-such-preset'" in (tmp_path / "stages" / "bad.log").read_text()

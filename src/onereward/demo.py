@@ -1,7 +1,10 @@
 """`onereward demo`: the whole system on the embedded default, stage by stage, each stage cached.
 
 Every stage is an ordinary `onereward` command run in its own process (so a user can rerun any one of them by hand,
-and so each stage's peak memory is measured on its own: the child's max RSS from wait4). A stage that finished
+and so each stage's peak memory is measured on its own: the child's max RSS from wait4). Stages that do not depend
+on each other (the two RL runs) share a `together` label and run side by side, the cores split between them and each
+one's output in `stages/<name>.log`: a tiny model uses a second thread poorly (2026-11-27: one RL run on 2 threads
+took 75-83 s; see `run_group`). A stage that finished
 leaves `stages/<name>.json` (its command, seconds, peak MB); a rerun skips it, so `make demo` after an interruption
 continues where it stopped. At the end the results of every stage are merged into `results.json`, and the report and
 the image grids (`figures/*.png`) are written.
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from onereward.errors import UserError
 from onereward.io import load_json, save_json
@@ -34,6 +38,7 @@ class Stage:
     args: Callable[[Path], list[str]]  # the onereward command line, given the run folder
     done: Callable[[Path], bool]  # the stage's own output exists (besides its marker)
     skip: Callable[[Path], str | None] = lambda out: None  # why the stage must not run now (None: run it)
+    together: str | None = None  # consecutive stages with the same label run at the same time
 
 
 def _exists(*parts: str) -> Callable[[Path], bool]:
@@ -174,6 +179,7 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                 ],
                 _exists("rl", name, "policy"),
                 lambda o: rl_skip_reason(o, min_accuracy, gate),
+                together="rl",
             )
             for alg, name in zip(("standard", "dynamic"), RL_MODELS, strict=True)
         ],
@@ -210,40 +216,79 @@ def _released(out: Path, name: str) -> Path:
     return best if best.is_dir() else out / "rl" / name / "policy" / "transformer"
 
 
-def run_stage(stage: Stage, out: Path, index: int, total: int) -> dict:
-    """Run one stage as a child process; returns {seconds, peak_mb}, or {skipped: reason}. Raises UserError if it
-    fails. A skip leaves no marker: the next run asks again."""
-    marker = out / "stages" / f"{stage.name}.json"
-    args = stage.args(out)
-    # cached only while the command is the same: e.g. the evaluation reruns (for the missing models only, it is
-    # resumable) once RL runs that were skipped exist
-    if marker.is_file() and stage.done(out) and load_json(marker).get("command") == ["onereward", *args]:
-        info = load_json(marker)
-        print(f"[{index}/{total}] {stage.title}: cached ({info['seconds']:.0f} s)", flush=True)
-        return info
-    reason = stage.skip(out)
-    if reason is not None:
-        print(f"[{index}/{total}] {stage.title}: SKIPPED: {reason}", flush=True)
-        return {"skipped": reason}
-    print(f"[{index}/{total}] {stage.title}: onereward {' '.join(args)}", flush=True)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "onereward.cli", *args])
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise UserError(f"stage {stage.name} failed (exit {code}); fix the cause and rerun: finished stages are kept")
-    info = {"command": ["onereward", *args], "seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
-    save_json(marker, info)
-    print(f"[{index}/{total}] {stage.title}: done in {seconds:.0f} s, peak {info['peak_mb']:.0f} MB", flush=True)
-    return info
+def run_group(group: list[Stage], out: Path, first: int, total: int) -> dict[str, dict]:
+    """Run stages as child processes, all at once, the CPU cores split between them.
+
+    Returns {name: {seconds, peak_mb}} or {name: {skipped: reason}}. A stage that is cached (its marker's command is
+    the same and its output exists) is not run again; a skip leaves no marker, so the next run asks again. Raises
+    UserError if a stage fails, after the others have finished (their results are kept).
+    """
+    infos: dict[str, dict] = {}
+    running: dict[str, tuple[subprocess.Popen, list[str], float, Any]] = {}
+    threads = max(1, (os.cpu_count() or 1) // len(group))
+    for index, stage in enumerate(group, start=first):
+        marker = out / "stages" / f"{stage.name}.json"
+        args = stage.args(out)
+        # cached only while the command is the same: e.g. the evaluation reruns (for the missing models only, it is
+        # resumable) once RL runs that were skipped exist
+        if marker.is_file() and stage.done(out) and load_json(marker).get("command") == ["onereward", *args]:
+            infos[stage.name] = load_json(marker)
+            print(f"[{index}/{total}] {stage.title}: cached ({infos[stage.name]['seconds']:.0f} s)", flush=True)
+            continue
+        reason = stage.skip(out)
+        if reason is not None:
+            print(f"[{index}/{total}] {stage.title}: SKIPPED: {reason}", flush=True)
+            infos[stage.name] = {"skipped": reason}
+            continue
+        env, log = None, None
+        if len(group) > 1:  # side by side: one share of the cores each, output to a log instead of the terminal
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+            (out / "stages").mkdir(parents=True, exist_ok=True)
+            log = (out / "stages" / f"{stage.name}.log").open("w")
+        where = f" (output: {log.name})" if log else ""
+        print(f"[{index}/{total}] {stage.title}: onereward {' '.join(args)}{where}", flush=True)
+        cmd = [sys.executable, "-m", "onereward.cli", *args]
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT if log else None)
+        running[stage.name] = (proc, args, time.perf_counter(), log)
+    failed = []
+    for index, stage in enumerate(group, start=first):
+        if stage.name not in running:
+            continue
+        proc, args, t0, log = running[stage.name]
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        if log is not None:
+            log.close()
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            failed.append(f"{stage.name} (exit {code}{f'; see {log.name}' if log else ''})")
+            continue
+        infos[stage.name] = {"command": ["onereward", *args], "seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+        save_json(out / "stages" / f"{stage.name}.json", infos[stage.name])
+        print(f"[{index}/{total}] {stage.title}: done in {seconds:.0f} s, peak {infos[stage.name]['peak_mb']:.0f} MB")
+    if failed:
+        raise UserError(f"stage {', '.join(failed)} failed; fix the cause and rerun: finished stages are kept")
+    return infos
+
+
+def groups(plan: list[Stage]) -> list[list[Stage]]:
+    """Consecutive stages with the same `together` label in one group; every other stage alone."""
+    out: list[list[Stage]] = []
+    for stage in plan:
+        if out and stage.together is not None and out[-1][-1].together == stage.together:
+            out[-1].append(stage)
+        else:
+            out.append([stage])
+    return out
 
 
 def run(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan = stages(seed, quick)
-    infos = {s.name: run_stage(s, out, i, len(plan)) for i, s in enumerate(plan, start=1)}
+    infos: dict[str, dict] = {}
+    for group in groups(plan):
+        infos.update(run_group(group, out, len(infos) + 1, len(plan)))
     results = collect_results(out, infos, seed)
     save_json(out / "results.json", results)
     from onereward.eval.report import write_figures, write_report
