@@ -59,6 +59,11 @@ spread. PILOT.md's fill >= 15% and extend >= 30% are NOT met. What we know about
   throughout (its text alignment is lowest at 2). The low-noise velocity is the least accurate part of a model this
   small, and every extra step adds its error. Hence the toy default of 4 steps (`steps`, written to onereward.json;
   the toy RL preset samples the same), which also halves the cost of sampling in collect, RL and evaluation.
+- Two processes do not buy many more steps (2026-11-27, 800 steps, 64 wide, global batch 16): torch DDP over gloo,
+  2 processes x 1 thread x batch 8, 14.5 steps/s with one all-reduce per step and the clock shared every 10 steps,
+  against 11.4 for one process on 2 threads (1.27x; one process of batch 8 alone ran 16.9 steps/s, so the
+  all-reduce costs ~10 ms a step). Not worth a multi-process pre-training; not built. Bigger objects (radius 11-16
+  px instead of 7-12, same VAE, 1,600 steps) did not help either: fill 2% against 4%, structure .32 against .27.
 """
 
 from __future__ import annotations
