@@ -64,6 +64,9 @@ spread. PILOT.md's fill >= 15% and extend >= 30% are NOT met. What we know about
   against 11.4 for one process on 2 threads (1.27x; one process of batch 8 alone ran 16.9 steps/s, so the
   all-reduce costs ~10 ms a step). Not worth a multi-process pre-training; not built. Bigger objects (radius 11-16
   px instead of 7-12, same VAE, 1,600 steps) did not help either: fill 2% against 4%, structure .32 against .27.
+- `torch.compile` of the transformer (inductor, 2 threads, batch 16): 17.7-18.8 against 12.7 steps/s (1.4-1.5x), but
+  the first compile takes 58 s (3.7 s with inductor's cache warm), a third of the transformer's ~166 s in the demo:
+  no gain on a fresh machine, so not used.
 """
 
 from __future__ import annotations
