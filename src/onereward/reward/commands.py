@@ -56,7 +56,7 @@ def collect_command(
     workers: Annotated[int, Opt(help="Sampling processes (0 = in this process).")] = 2,
     target_pairs: Annotated[
         int, Opt(help="Top up conditions until each family x dimension has this many pairs (0 = no top-up).")
-    ] = 400,
+    ] = 500,
 ) -> None:
     """Preference pairs the paper's way: 4 candidates per condition with random settings, best/worst per dimension."""
     from onereward.reward.collect import CollectConfig, collect
