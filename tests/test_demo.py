@@ -54,6 +54,10 @@ def test_results_json_has_every_field_from_the_stages(run_dir):
     }  # fmt: skip
     assert set(results["timings"]) == names and all(v > 0 for v in results["timings"].values())
     assert set(results["peak_memory_mb"]) == names and all(v > 0 for v in results["peak_memory_mb"].values())
+    # the two RL runs ran side by side: the total counts them once
+    times = results["timings"]
+    overlap = min(times["rl_onereward"], times["rl_onereward_dynamic"])
+    assert results["total_seconds"] == pytest.approx(sum(times.values()) - overlap, abs=0.3)
     for name in ("base", "reward", "onereward", "onereward_dynamic"):
         assert (run_dir / results["models"][name]).is_dir(), name
 

@@ -263,3 +263,12 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert gsb[1] == ["onereward_vs_base", "59.0 / 38.0 / 3.0", "not run", "not run", "not run", "not run"]
     assert cost[1:] == [["data", "54.2", "not run"], ["rl", "121.7", "2048"], ["total", "175.9", ""]]
     assert grid_missing == 3  # onereward_dynamic has no outputs yet: its column says "not run"
+
+
+def test_the_cost_table_counts_stages_run_side_by_side_once():
+    from onereward.eval.tables import cost_table
+
+    results = {"timings": {"pretrain": 300.0, "rl_a": 98.0, "rl_b": 97.0}, "peak_memory_mb": {}}
+    assert cost_table(results).rows[-1] == ["total", "495.0", ""]  # no total recorded: the sum
+    results["total_seconds"] = 398.0  # as the demo records it: the two RL runs overlapped
+    assert cost_table(results).rows[-1] == ["total (stages side by side count once)", "398.0", ""]

@@ -3,8 +3,8 @@
 Every stage is an ordinary `onereward` command run in its own process (so a user can rerun any one of them by hand,
 and so each stage's peak memory is measured on its own: the child's max RSS from wait4). Stages that do not depend
 on each other (the two RL runs) share a `together` label and run side by side, the cores split between them and each
-one's output in `stages/<name>.log`: a tiny model uses a second thread poorly (2026-11-27: one RL run on 2 threads
-took 75-83 s; see `run_group`). A stage that finished
+one's output in `stages/<name>.log`: a tiny model uses a second thread poorly (2026-11-27, same models: one RL run
+on 2 threads took 75-83 s; both side by side on one thread each, 98 s). A stage that finished
 leaves `stages/<name>.json` (its command, seconds, peak MB); a rerun skips it, so `make demo` after an interruption
 continues where it stopped. At the end the results of every stage are merged into `results.json`, and the report and
 the image grids (`figures/*.png`) are written.
@@ -266,7 +266,10 @@ def run_group(group: list[Stage], out: Path, first: int, total: int) -> dict[str
             continue
         infos[stage.name] = {"command": ["onereward", *args], "seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
         save_json(out / "stages" / f"{stage.name}.json", infos[stage.name])
-        print(f"[{index}/{total}] {stage.title}: done in {seconds:.0f} s, peak {infos[stage.name]['peak_mb']:.0f} MB")
+        print(
+            f"[{index}/{total}] {stage.title}: done in {seconds:.0f} s, peak {infos[stage.name]['peak_mb']:.0f} MB",
+            flush=True,
+        )
     if failed:
         raise UserError(f"stage {', '.join(failed)} failed; fix the cause and rerun: finished stages are kept")
     return infos
@@ -288,9 +291,13 @@ def run(out: str | Path = "runs/demo", seed: int = 0, quick: bool = False) -> Pa
     out.mkdir(parents=True, exist_ok=True)
     plan = stages(seed, quick)
     infos: dict[str, dict] = {}
+    total = 0.0  # stages side by side count once: the longest of them
     for group in groups(plan):
-        infos.update(run_group(group, out, len(infos) + 1, len(plan)))
+        ran = run_group(group, out, len(infos) + 1, len(plan))
+        infos.update(ran)
+        total += max((v.get("seconds", 0.0) for v in ran.values()), default=0.0)
     results = collect_results(out, infos, seed)
+    results["total_seconds"] = round(total, 1)
     save_json(out / "results.json", results)
     from onereward.eval.report import write_figures, write_report
 
