@@ -32,8 +32,10 @@ left it before step 250 and ended with 4 of 9 cells at or above the paper's accu
 What does not lift the cells still below the paper (2026-11-27, one demo's preferences, seed 0; fill text alignment
 / fill structure / extend text alignment / removal, two-order held out): ~930 steps (240 s) 65 / 65 / 53 / 82; 1,900
 steps 67 / 68 / 48 / 77; patch 4 instead of 8 (4x the image tokens, half the steps per second), 930 steps 69 / 67 /
-50 / 83. Those cells ask which of two blobs better matches the named shape, or which of two nearly empty bands holds
-more of the object: the base model's candidates differ little there.
+50 / 83; a vision tower of 4 layers instead of 2 (200 s, 687 steps against ~930, the demo at 776a3e6's preferences)
+62 / 62 / 50 / 92 against 59 / 66 / 50 / 85. Those cells ask which of two blobs better matches the named shape, or
+which of two nearly empty bands holds more of the object: the base model's candidates differ little there, and where
+they do, the oracle's answer can turn on small differences of silhouette.
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
