@@ -131,3 +131,15 @@ def test_a_failed_stage_of_a_group_fails_the_demo_after_the_others_finish(tmp_pa
     assert json.loads((tmp_path / "stages" / "ok.json").read_text())["command"] == ["onereward", "--help"]
     assert not (tmp_path / "stages" / "bad.json").exists()
     assert "unknown preset 'no-such-preset'" in (tmp_path / "stages" / "bad.log").read_text()
+
+
+def test_a_group_with_one_stage_left_runs_it_alone_in_the_terminal(tmp_path, capsys):
+    def stage(name):
+        return Stage(name, name, lambda o: ["--help"], lambda o: True, together="g")
+
+    save_json(tmp_path / "stages" / "a.json", {"command": ["onereward", "--help"], "seconds": 5.0, "peak_mb": 1.0})
+    infos = run_group([stage("a"), stage("b")], tmp_path, 1, 2)
+    assert infos["a"]["seconds"] == 5.0 and infos["b"]["command"] == ["onereward", "--help"]
+    out = capsys.readouterr().out
+    assert "a: cached (5 s)" in out and "(output:" not in out  # b alone: all cores, its output on the terminal
+    assert not (tmp_path / "stages" / "b.log").exists()

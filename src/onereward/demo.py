@@ -225,8 +225,7 @@ def run_group(group: list[Stage], out: Path, first: int, total: int) -> dict[str
     UserError if a stage fails, after the others have finished (their results are kept).
     """
     infos: dict[str, dict] = {}
-    running: dict[str, tuple[subprocess.Popen, list[str], float, Any]] = {}
-    threads = max(1, (os.cpu_count() or 1) // len(group))
+    to_run: list[tuple[int, Stage, list[str]]] = []
     for index, stage in enumerate(group, start=first):
         marker = out / "stages" / f"{stage.name}.json"
         args = stage.args(out)
@@ -241,8 +240,12 @@ def run_group(group: list[Stage], out: Path, first: int, total: int) -> dict[str
             print(f"[{index}/{total}] {stage.title}: SKIPPED: {reason}", flush=True)
             infos[stage.name] = {"skipped": reason}
             continue
+        to_run.append((index, stage, args))
+    running: dict[str, tuple[subprocess.Popen, list[str], float, Any]] = {}
+    threads = max(1, (os.cpu_count() or 1) // max(1, len(to_run)))
+    for index, stage, args in to_run:
         env, log = None, None
-        if len(group) > 1:  # side by side: one share of the cores each, output to a log instead of the terminal
+        if len(to_run) > 1:  # side by side: one share of the cores each, output to a log instead of the terminal
             env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
             (out / "stages").mkdir(parents=True, exist_ok=True)
             log = (out / "stages" / f"{stage.name}.log").open("w")
