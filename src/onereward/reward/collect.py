@@ -50,7 +50,7 @@ class CollectConfig:
     negative_prob: float = 0.5  # with CFG on: P(negative prompt "nsfw"), else the empty negative prompt
     noise_scale: tuple[float, float] = (0.4, 1.6)  # initial-noise strength, uniform per row
     guidance: float = 1.0  # FLUX distilled guidance (the toy base has none; kept for real models)
-    gap: float = 0.05  # annotator: best - worst below this is a near-tie, dropped
+    gap: float = 0.05  # annotator: a dimension whose true scores span less than this is a near-tie, dropped
     label_noise: float = 0.02  # annotator: Gaussian noise on the oracle's scores before ranking
     seed: int = 0
     workers: int = 2  # sampling processes (one torch thread each); 0 = sample in this process
