@@ -29,7 +29,8 @@ def toy() -> Config:
     # The demo at commit bcfeb29 with 5e-6: .259 -> .269 at step 120 (benchmark: extend without prompt 46 -> 54%);
     # continued to 300 steps on its models: .266-.269 up to step 210, then .259 (240) and .253 (300). Hence 120 steps.
     # A lower hinge does not stop the hacking at 1e-5 (the demo at 776a3e6's models, 150 steps): train.reward_bound
-    # 0.6 .275 -> .250, 0.9 .275 -> .234.
+    # 0.6 .275 -> .250, 0.9 .275 -> .234; nor does Gaussian noise on both judged images (sigma .05 / .1: .234 / .234):
+    # the oracle's means fall with the reward model's errors on close pairs, not with pixel-level attacks.
     cfg.train.lr = 5e-6
     cfg.sampling.steps = 4  # the toy base model's own default (onereward.json): it samples best at few steps
     cfg.train.steps = 120
