@@ -114,3 +114,22 @@ def test_calibration_table_renders():
     assert table["fill"]["GT"] == 100.0 and table["removal"]["wrong shape"] is None
     md = markdown(table)
     assert md.splitlines()[0] == "| task | GT | grey | wrong shape |" and "| removal | 100 | 0 | - |" in md
+
+
+def test_fill_structure_judges_what_was_drawn_not_what_was_asked(conds):
+    """Structure's definition (and the reward model's structure query) carries no prompt; text alignment does."""
+    from onereward.toyworld import variants as V
+
+    rng = np.random.default_rng(0)
+    wrong = [score(c, composite(c, V.wrong_shape(c, rng))) for c in conds["fill"]]
+    assert all(s["text_alignment"] == 0.0 for s in wrong)  # a clean shape, the wrong one: ...
+    # ... whose silhouette is clean (the mask clips a few of them: a brush mask hugs the asked-for shape)
+    assert np.mean([s["structure"] == 1.0 for s in wrong]) >= 0.9
+    for c in conds["fill"][:10]:
+        empty = score(c, composite(c, V.background_only(c, rng)))
+        assert empty["structure"] == 1.0 and empty["text_alignment"] == 0.0  # nothing drawn, nothing broken
+        smear = c.target.copy()
+        obj = np.asarray(c.meta["scene"]["objects"][0]["rgb"], dtype=np.float32)
+        holes = (c.mask > 0.5) & (rng.random(c.mask.shape) < 0.5)
+        smear[holes] = obj  # the object's colour sprinkled over half the mask: no silhouette at all
+        assert score(c, composite(c, smear))["structure"] < 0.2

@@ -20,8 +20,12 @@ Dimension definitions are in tasks.DIMENSIONS (PAPER.md section 1); how each is 
 fill ("red circle" in a box or brush mask):
     text_alignment  = clip01(|match| / (0.7 |O|)) * clip01((IoU(match, fit(prompt shape)) - max over the other two
                       shapes of IoU(match, fit(shape)) + 0.05) / 0.1)      # the right colour, and it is that shape
-    structure       = clip01((IoU(match, fit(prompt shape, match)) - 0.75) / 0.2)   # a clean silhouette: a circle
-                      scores 1, a square fitted as a circle ~0.4 (IoU 0.83), noise 0
+    structure       = clip01((max over shapes k of IoU(drawn, fit(k, drawn)) - 0.75) / 0.2), where drawn = the
+                      pixels of M with the most common named colour (any of the five); 1 when drawn is under 10% of
+                      |O| (nothing drawn: no broken geometry)      # a clean silhouette of WHATEVER was drawn: a
+                      circle scores 1, a ragged blob or a smear ~0. It does not read the prompt, as the dimension's
+                      definition does not and the reward model's structure query carries none (templates.py);
+                      whether the RIGHT shape was drawn is text alignment's business
     consistency     = mean of bg_ok over M outside O dilated by 2 px       # the surroundings continue the scene
     aesthetics      = clip01(1 - max(0, HF(out) - HF(target)) / 0.04)      # no more noise/artefacts than the truth
 text (`the words "FJ"` in a text box):
@@ -65,6 +69,7 @@ from onereward.data.masks import dilate
 from onereward.tasks import TASKS, get_task
 from onereward.toyworld.font import glyph_cells
 from onereward.toyworld.scene import (
+    COLORS,
     SHAPE_AREA,
     SHAPE_CENTROID_DY,
     SHAPES,
@@ -192,9 +197,9 @@ def _shape_fit(blob: np.ndarray, shape: str) -> tuple[float, float]:
 
 def _fill(out: np.ndarray, ref: _Ref) -> dict[str, float]:
     match = ref.M & (_dist(out, np.asarray(ref.obj["rgb"])) < COLOR_TOL)  # (H, W) bool
-    own, margin = _shape_fit(match, ref.obj["shape"])
+    _, margin = _shape_fit(match, ref.obj["shape"])
     alignment = _clip01(match.sum() / (0.7 * ref.sil.sum())) * _clip01((margin + 0.05) / 0.1)
-    structure = _clip01((own - 0.75) / 0.2)
+    structure = _structure(out, ref)
     judged = ref.M & ~(dilate(ref.sil, int(round(2 * ref.s))) > 0.5)
     return {
         "text_alignment": alignment,
@@ -202,6 +207,14 @@ def _fill(out: np.ndarray, ref: _Ref) -> dict[str, float]:
         "structure": structure,
         "aesthetics": _aesthetics(out, ref),
     }
+
+
+def _structure(out: np.ndarray, ref: _Ref) -> float:
+    """Fill's structure: how cleanly the drawn object's silhouette fits the best of the shapes, prompt unread."""
+    drawn = max((ref.M & (_dist(out, np.asarray(rgb)) < COLOR_TOL) for rgb in COLORS.values()), key=np.sum)
+    if drawn.sum() < 0.1 * ref.sil.sum():
+        return 1.0  # nothing (or a few stray pixels) drawn: no geometry to break; text alignment fails it
+    return _clip01((max(_iou(drawn, fit_shape(k, drawn)) for k in SHAPES) - 0.75) / 0.2)
 
 
 def _text(out: np.ndarray, ref: _Ref) -> dict[str, float]:
