@@ -35,7 +35,10 @@ steps 67 / 68 / 48 / 77; patch 4 instead of 8 (4x the image tokens, half the ste
 50 / 83; a vision tower of 4 layers instead of 2 (200 s, 687 steps against ~930, the demo at 776a3e6's preferences)
 62 / 62 / 50 / 92 against 59 / 66 / 50 / 85. Those cells ask which of two blobs better matches the named shape, or
 which of two nearly empty bands holds more of the object: the base model's candidates differ little there, and where
-they do, the oracle's answer can turn on small differences of silhouette.
+they do, the oracle's answer can turn on small differences of silhouette. Probes of the demo's model at 776a3e6 (held
+out): it reads no prompt (another colour or other letters in the query move P(Yes) on text alignment by < 0.01), and
+sees no object shape (the truth against the same object in another shape: 53% text alignment, 51% structure). Its
+text-rendering accuracy (68-73%) comes from the images alone. Making it read the prompt is the open problem here.
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
