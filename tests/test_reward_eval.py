@@ -4,7 +4,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from onereward.errors import UserError
@@ -103,3 +105,30 @@ def test_cli_defaults_are_the_configs_defaults():
         for name, param in inspect.signature(command).parameters.items():
             if hasattr(config, name) and param.default is not inspect.Parameter.empty and param.default is not None:
                 assert param.default == getattr(config, name), f"{command.__name__} --{name}"
+
+
+class _Judge:
+    """A hand-made judge: P(Yes) on every dimension is `read(prompt)`; no images are looked at."""
+
+    def __init__(self, read):
+        self.read, self.device = read, "cpu"
+        self.model = torch.nn.Linear(1, 1)
+
+    def p_yes(self, first, second, task, dimensions, prompts):
+        return torch.tensor([[self.read(p)] * len(dimensions) for p in prompts])
+
+
+def test_prompt_sensitivity_tells_a_judge_that_reads_the_prompt_from_one_that_does_not():
+    from onereward.reward.evaluate import prompt_sensitivity
+    from onereward.reward.train import Items
+
+    bank = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    prompts = ["red circle", "blue square", "red circle", "green triangle"]
+    items = Items(np.zeros(4, dtype=np.int64), prompts, np.arange(4), np.arange(4), np.zeros((4, 4), dtype=np.int8))
+    tasks = ["fill"] * 4
+    dims = ["text_alignment", "text_alignment", "consistency", "text_alignment"]  # only text alignment is probed
+    blind = prompt_sensitivity(_Judge(lambda p: 0.7), bank, items, tasks, dims)
+    reads = prompt_sensitivity(_Judge(lambda p: 0.9 if p.startswith("red") else 0.1), bank, items, tasks, dims)
+    assert blind["fill"] == 0.0 and blind["extend"] is None
+    # row 0 (red) is always asked a non-red prompt: 0.8 apart; rows 1 and 3 are 0.8 apart when asked the red one
+    assert 0.8 / 3 - 1e-6 <= reads["fill"] <= 0.8 + 1e-6

@@ -14,6 +14,7 @@ JSON written (`--out`):
     {"reward_accuracy": {family: {dimension: two_order}},            <- what the RL trainer gates dimensions on
      "reward_accuracy_detail": {family: {dimension: {two_order, one_order, n, position_bias_flag,
                                                      position_consistency}}},
+     "prompt_sensitivity": {family: float | None}    <- does it read the prompt? (`prompt_sensitivity`)
      "n_pairs": int, "model": str, "prefs": str, "split": "held_out" | "all", "held_out_conditions": int,
      "paper": {family: {dimension: percent}}, "seconds": float}
 """
@@ -63,6 +64,44 @@ def judge_pairs(rm, bank: torch.Tensor, items, tasks: list[str], dims: list[str]
                 }
     rm.model.train(was_training)
     return out
+
+
+@torch.no_grad()
+def prompt_sensitivity(rm, bank: torch.Tensor, items, tasks: list[str], dims: list[str], seed: int = 0,
+                       batch_size: int = 64) -> dict[str, float | None]:  # fmt: skip
+    """Does the judge read the prompt? Per family, over its text-alignment pairs: the mean |P(Yes | the pair's own
+    prompt) - P(Yes | another pair's prompt of the same task)|, winner first. A judge that ignores the prompt scores
+    ~0 (the toy demo's tiny model did, 2026-11-27: < 0.01), one that reads it scores well above. None: no such pairs
+    with two different prompts. The other prompt is drawn from the same rows (seeded), so this works on any data.
+    """
+    from onereward.reward.train import to_images
+
+    was_training = rm.model.training
+    rm.model.eval()
+    rng = np.random.default_rng([seed, 11])
+    diffs: dict[str, list[float]] = {}
+    for task in dict.fromkeys(tasks):
+        idx = np.asarray(
+            [i for i, (t, d) in enumerate(zip(tasks, dims, strict=True)) if t == task and d == "text_alignment"]
+        )
+        prompts = [items.prompts[i] for i in idx]
+        if len(set(prompts)) < 2:
+            continue
+        other = []
+        for p in prompts:  # another prompt of the same task, never the pair's own
+            choices = [q for q in prompts if q != p]
+            other.append(choices[int(rng.integers(len(choices)))])
+        all_dims = TASKS[task].dimensions
+        d = all_dims.index("text_alignment")
+        for s in range(0, len(idx), batch_size):
+            part = idx[s : s + batch_size]
+            w = to_images(bank, items.first[part], rm.device)  # (b, 3, H, W) winners
+            lo = to_images(bank, items.second[part], rm.device)  # (b, 3, H, W) losers
+            own = rm.p_yes(w, lo, task, all_dims, prompts[s : s + batch_size])[:, d]  # (b,)
+            swapped = rm.p_yes(w, lo, task, all_dims, other[s : s + batch_size])[:, d]  # (b,)
+            diffs.setdefault(TASKS[task].family, []).extend((own - swapped).abs().tolist())
+    rm.model.train(was_training)
+    return {f: (float(np.mean(diffs[f])) if f in diffs else None) for f in FAMILIES}
 
 
 def held_out_accuracy(rm, bank, items, tasks, dims, per_cell: int, seed: int) -> dict[str, float]:
@@ -131,12 +170,16 @@ def evaluate_reward(
     )
     acc = pairwise_accuracy(pair_rows)
     consistency = position_consistency(pair_rows)
+    sensitivity = prompt_sensitivity(
+        rm, torch.from_numpy(bank_np), items, [r["task"] for r in rows], [r["dimension"] for r in rows]
+    )
     detail = {
         f: {d: {**c, "position_consistency": consistency[f][d]} for d, c in per.items()} for f, per in acc.items()
     }
     result = {
         "reward_accuracy": {f: {d: c["two_order"] for d, c in per.items()} for f, per in acc.items()},
         "reward_accuracy_detail": detail,
+        "prompt_sensitivity": sensitivity,
         "n_pairs": len(pair_rows),
         "model": str(model),
         "prefs": str(prefs),
@@ -170,4 +213,10 @@ def short_table(result: dict[str, Any]) -> str:
                 f"{f + '/' + d:<28} {100 * c['two_order']:>9.1f} {100 * c['one_order']:>9.1f} {c['n']:>5d}"
                 f" {PAPER_TABLE1[f][d]:>6.2f}{flag}"
             )
+    read = {f: v for f, v in result.get("prompt_sensitivity", {}).items() if v is not None}
+    if read:
+        lines.append(
+            "prompt sensitivity (mean |P(Yes) change| when another prompt is asked; ~0: the prompt is not read): "
+            + ", ".join(f"{f} {v:.3f}" for f, v in read.items())
+        )
     return "\n".join(lines)
