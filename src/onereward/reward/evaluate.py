@@ -71,7 +71,7 @@ def prompt_sensitivity(rm, bank: torch.Tensor, items, tasks: list[str], dims: li
                        batch_size: int = 64) -> dict[str, float | None]:  # fmt: skip
     """Does the judge read the prompt? Per family, over its text-alignment pairs: the mean |P(Yes | the pair's own
     prompt) - P(Yes | another pair's prompt of the same task)|, winner first. A judge that ignores the prompt scores
-    ~0 (the toy demo's tiny model did, 2026-11-27: < 0.01), one that reads it scores well above. None: no such pairs
+    ~0 (the toy demo's tiny model: 0.013 on fill, 2026-11-27), one that reads it scores well above. None: no such pairs
     with two different prompts. The other prompt is drawn from the same rows (seeded), so this works on any data.
     """
     from onereward.reward.train import to_images
