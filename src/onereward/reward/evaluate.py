@@ -71,8 +71,9 @@ def prompt_sensitivity(rm, bank: torch.Tensor, items, tasks: list[str], dims: li
                        batch_size: int = 64) -> dict[str, float | None]:  # fmt: skip
     """Does the judge read the prompt? Per family, over its text-alignment pairs: the mean |P(Yes | the pair's own
     prompt) - P(Yes | another pair's prompt of the same task)|, winner first. A judge that ignores the prompt scores
-    ~0 (the toy demo's tiny model: 0.013 on fill, 2026-11-27), one that reads it scores well above. None: no such pairs
-    with two different prompts. The other prompt is drawn from the same rows (seeded), so this works on any data.
+    ~0 (the toy demo's tiny model: 0.015 on fill, 2026-11-27), one that reads it scores well above. None: no such pairs
+    with two different prompts. The other prompt is drawn from the same rows' distinct prompts (seeded), so this
+    works on any data.
     """
     from onereward.reward.train import to_images
 
@@ -85,12 +86,13 @@ def prompt_sensitivity(rm, bank: torch.Tensor, items, tasks: list[str], dims: li
             [i for i, (t, d) in enumerate(zip(tasks, dims, strict=True)) if t == task and d == "text_alignment"]
         )
         prompts = [items.prompts[i] for i in idx]
-        if len(set(prompts)) < 2:
+        unique = sorted(set(prompts), key=str)
+        if len(unique) < 2:
             continue
-        other = []
-        for p in prompts:  # another prompt of the same task, never the pair's own
-            choices = [q for q in prompts if q != p]
-            other.append(choices[int(rng.integers(len(choices)))])
+        # another distinct prompt of the same task, never the pair's own: a draw among the other len(unique) - 1
+        pos = {p: k for k, p in enumerate(unique)}
+        draws = rng.integers(len(unique) - 1, size=len(prompts))
+        other = [unique[k + (k >= pos[p])] for p, k in zip(prompts, draws, strict=True)]
         all_dims = TASKS[task].dimensions
         d = all_dims.index("text_alignment")
         for s in range(0, len(idx), batch_size):

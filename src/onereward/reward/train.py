@@ -40,9 +40,9 @@ out): it reads no prompt (another colour or other letters in the query move P(Ye
 sees no object shape (the truth against the same object in another shape: 53% text alignment, 51% structure). Its
 text-rendering accuracy (68-73%) comes from the images alone. Making it read the prompt is the open problem here.
 Tried on the demo at d11391d's preferences (eval-reward's prompt sensitivity, ~0 = the prompt is not read; fill
-text alignment / structure two-order): as is, 200 s: 0.013, 62 / 62; 4 LM layers instead of 2: 0.015, 57 / 55
-(slower, position bias); text-alignment-only steps at weight 2 (4-8x theirs): 0.014, 64 / 55; 600 s (2,321 steps): 0.020,
-66 / 67. Neither time, depth nor weight made it read the prompt.
+text alignment / structure two-order): as is, 200 s: 0.015, 62 / 62; 4 LM layers instead of 2: 0.015, 57 / 55
+(slower, position bias); text-alignment-only steps at weight 2 (4-8x theirs): 0.013, 64 / 55; 600 s (2,321 steps):
+0.016, 66 / 67. Neither time, depth nor weight made it read the prompt.
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
