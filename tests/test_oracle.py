@@ -133,3 +133,27 @@ def test_fill_structure_judges_what_was_drawn_not_what_was_asked(conds):
         holes = (c.mask > 0.5) & (rng.random(c.mask.shape) < 0.5)
         smear[holes] = obj  # the object's colour sprinkled over half the mask: no silhouette at all
         assert score(c, composite(c, smear))["structure"] < 0.2
+
+
+def test_describe_tells_colour_and_shape_of_what_was_drawn(conds):
+    """The toy reward model's pair-difference read-out (reward.train.PairDiffHead) learns these numbers: they must
+    name the drawn object's colour and shape, and be empty where nothing is drawn."""
+    from onereward.toyworld import variants as V
+    from onereward.toyworld.oracle import describe
+    from onereward.toyworld.scene import COLORS
+
+    rng = np.random.default_rng(0)
+    names, n = list(COLORS), len(COLORS)
+    for task in ("fill", "extend"):
+        for c in conds[task][:20]:
+            obj = next(o for o in c.meta["scene"]["objects"] if o["id"] == c.meta["target_object"])
+            d = describe(c, c.target)
+            assert d.shape == (n + len(SHAPES),) and d.min() >= 0 and d.max() <= 1
+            assert int(np.argmax(d[:n])) == names.index(obj["color"]) and d[names.index(obj["color"])] > 0.8
+            assert int(np.argmax(d[n:])) == SHAPES.index(obj["shape"])
+            wrong = describe(c, V.wrong_color(c, rng))
+            assert wrong[names.index(obj["color"])] < d[names.index(obj["color"])] - 0.3
+    for c in conds["fill"][:10]:
+        assert not describe(c, V.background_only(c, rng)).any()  # nothing drawn in the mask: all zero
+    for task in ("text", "extend_noprompt", "removal"):  # no object named: nothing to describe
+        assert describe(conds[task][0], conds[task][0].target) is None

@@ -59,6 +59,38 @@ def test_both_orders_loss_is_the_papers_formula():
     assert both_orders_loss(logits_yx, logits_xy, -labels).item() == pytest.approx(got.item(), rel=1e-6)
 
 
+def test_answer_read_out_targets_the_pair_difference_and_the_prompt():
+    """AnswerReadOut: at each query's answer position, rows (x, y) learn describe(x) - describe(y), rows (y, x) its
+    negation, for every dimension; text-alignment queries also learn the prompt. Pairs without a descriptor (NaN)
+    are left out."""
+    from types import SimpleNamespace
+
+    from onereward.reward.train import AnswerReadOut
+
+    b, dims, size, seq = 3, ("text_alignment", "structure"), 4, 5
+    d = len(dims)
+    head = AnswerReadOut(hidden=2 * size, size=size)
+    with torch.no_grad():  # diff reads the first half of the hidden state, prompt the second
+        head.diff.weight.copy_(torch.eye(size, 2 * size))
+        head.prompt.weight.copy_(torch.eye(size, 2 * size).roll(size, dims=1))
+        head.diff.bias.zero_(), head.prompt.bias.zero_()
+    first, second, prompt = torch.rand(b, size), torch.rand(b, size), torch.rand(b, size)
+    second[2, 0] = prompt[2, 0] = float("nan")  # pair 2 is not described and has no prompt target
+    diff = torch.nan_to_num(first - second)
+    diffs = torch.cat([diff, -diff])[:, None].expand(-1, d, -1)  # (2B, D, size)
+    want = torch.cat([diffs, prompt.repeat(2, 1)[:, None].expand(-1, d, -1)], -1)  # (2B, D, 2 * size)
+    pos = torch.randint(0, seq, (2 * b * d,))  # each query's answer is read somewhere else in its sequence
+    head.rm = SimpleNamespace(answer_positions=pos)
+    head.layer_out = torch.randn(2 * b * d, seq, 2 * size)
+    head.layer_out[torch.arange(2 * b * d), pos] = want.reshape(2 * b * d, 2 * size).nan_to_num()
+    assert head.loss(b, dims, first, second, prompt).item() == pytest.approx(0.0, abs=1e-10)
+    head.layer_out[torch.arange(2 * b * d), pos] *= -1  # each order's target swapped for the other's
+    assert head.loss(b, dims, first, second, prompt).item() > 0.01
+    no = torch.full((b, size), float("nan"))  # nothing described, no prompt: a zero loss that still reaches the head
+    head.loss(b, dims, first, no, no).backward()
+    assert all(p.grad is not None and not p.grad.any() for p in head.parameters())
+
+
 def test_loss_gradient_reaches_every_parameter(tmp_path):
     prefs = tmp_path / "prefs"
     toy_prefs(prefs, ("removal",), 6, ("GT", "untouched"))
@@ -106,14 +138,15 @@ def _train_cmd(prefs: Path, out: Path, resume: bool = False) -> list[str]:
     code = (
         "import sys; from onereward.reward.train import RewardTrainConfig, train;"
         f"train(RewardTrainConfig(prefs={str(prefs)!r}, out={str(out)!r}, steps=10, batch_size=4, threads=1,"
-        " warmup_steps=2, save_every=2, eval_every=5, eval_pairs=4), resume=" + str(resume) + ", progress=False)"
+        " warmup_steps=2, save_every=2, eval_every=5, eval_pairs=4, log_every=1),"
+        " resume=" + str(resume) + ", progress=False)"
     )
     return [sys.executable, "-c", code]
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     prefs = tmp_path / "prefs"
-    toy_prefs(prefs, ("removal", "extend_noprompt"), 8, ("GT", "untouched", "grey"))
+    toy_prefs(prefs, ("removal", "fill"), 8, ("GT", "untouched", "grey"))  # fill: both toy-prior heads train
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
     # uninterrupted
@@ -138,6 +171,8 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     assert not diff, f"resumed weights differ from the uninterrupted run's: {diff[:5]}"
     report = json.loads((out / "train_report.json").read_text())
     assert report["steps"] == 10
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any("answer_loss" in r and "image_loss" in r for r in logged)  # the heads' states were resumed too
 
 
 def test_output_loads_as_qwen_and_as_reward_model_with_split(tmp_path):

@@ -173,6 +173,8 @@ class AuxPool:
     conditions: list[str]  # per item, for auditing that no held-out condition is in
     image_scores: np.ndarray  # (M, 4) float32: each synthetic image's oracle scores (NaN past the task's dims)
     image_tasks: np.ndarray  # (M,) int64: its task's index in TASK_NAMES
+    descriptors: np.ndarray  # (len(bank) + M, DESCRIPTOR_SIZE) float32: oracle.describe of every image of the
+    # trainer's bank and of `images` under its own condition's request; NaN: held out, not used, or no object named
 
 
 def read_candidates(prefs_dir: str | Path) -> list[dict]:
@@ -200,7 +202,7 @@ def build_aux_pool(
     from tqdm import tqdm
 
     from onereward.toyworld import make_condition
-    from onereward.toyworld.oracle import score
+    from onereward.toyworld.oracle import DESCRIPTOR_SIZE, describe, score
 
     rows = [r for r in read_candidates(prefs_dir) if r["condition"] in train_conditions]
     rng = np.random.default_rng([seed, 7])
@@ -214,6 +216,7 @@ def build_aux_pool(
     tasks, prompts, conds = [], [], []
     first, second, labels, strength, is_twin = [], [], [], [], []
     img_scores, img_tasks = [], []  # per synthetic image
+    descriptors: dict[int, np.ndarray] = {}  # bank-plus-images index -> describe(cond, image)
     base = len(bank)
     for r in tqdm(rows, desc="auxiliary pairs", disable=not progress):
         cond = make_condition(r["task"], int(r["item_seed"]), int(r["size"]))
@@ -228,6 +231,9 @@ def build_aux_pool(
             idx.append(base + len(synth))
             synth.append(quantise_u8(q))
             pool.append(q)
+        for k, q in zip(idx, pool, strict=True):
+            if (d := describe(cond, q)) is not None:
+                descriptors[k] = d
         for view in [cond] if twin is None else [cond, twin]:  # each request orders the same pool its own way
             if view is cond:  # the candidates' scores come from the annotator's oracle call, the rest from ours
                 S = [[s[d] for d in dims] for s in r["scores"]]
@@ -259,6 +265,9 @@ def build_aux_pool(
                     prompts.append(user_prompt)
                     conds.append(r["condition"])
     images = np.stack(synth) if synth else np.zeros((0, *bank.shape[1:]), dtype=np.uint8)
+    desc = np.full((base + len(images), DESCRIPTOR_SIZE), np.nan, dtype=np.float32)
+    for k, d in descriptors.items():
+        desc[k] = d
     return AuxPool(
         images=images,
         tasks=tasks,
@@ -271,4 +280,5 @@ def build_aux_pool(
         conditions=conds,
         image_scores=np.asarray(img_scores, dtype=np.float32).reshape(-1, 4),
         image_tasks=np.asarray(img_tasks, dtype=np.int64),
+        descriptors=desc,
     )

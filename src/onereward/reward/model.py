@@ -80,6 +80,8 @@ class RewardModel:
             )
         if frozen:  # the RL reward: a fixed judge, gradients flow only to the images
             model.requires_grad_(False).eval()
+        # (N,) where each query's answer was read in the last text call's sequences (inner-layer read-outs use it)
+        self.answer_positions: torch.Tensor | None = None
 
     @classmethod
     def from_pretrained(
@@ -189,6 +191,7 @@ class RewardModel:
         )
         # 3. each row's last real token
         last = q.last.to(dev)  # (N,)
+        self.answer_positions = last
         hidden = out.last_hidden_state[torch.arange(n, device=dev), last]  # (N, hidden)
         return self._answer_logits(hidden)  # (N, 2)
 
@@ -204,7 +207,8 @@ class RewardModel:
             image_grid_thw=seq_grid.to(self.device),  # (2N, 3)
             use_cache=False,
         )
-        return self._answer_logits(out.last_hidden_state[:, -1])  # (N, 2): left padding puts every last token at -1
+        self.answer_positions = torch.full((ids.shape[0],), ids.shape[1] - 1, device=self.device)  # left padding:
+        return self._answer_logits(out.last_hidden_state[:, -1])  # (N, 2) every last token is at -1
 
 
 def _check_cache_usable(model: torch.nn.Module) -> None:

@@ -19,12 +19,14 @@ The embedded default's prior (a property of the toy setting, NOT of OneReward). 
 which already sees. With no `--base`, the model here is a tiny Qwen2.5-VL built from scratch (`reward.tiny`, `TOY_RM`
 sizes), which has no perception, and PILOT.md section 4 found that such a model trained on best/worst pairs alone
 stays at chance. So, only for preference data made by `onereward collect` (a candidates.jsonl beside pairs.jsonl)
-and only when no `--base` is given, training adds three things, all built from TRAINING conditions only:
+and only when no `--base` is given, training adds four things, all built from TRAINING conditions only:
   1. graded auxiliary pairs from the toy world, ordered by the oracle (`reward.aux_pairs`), mixed into every batch
      (`real_share` of each batch stays real pairs, so these are repeated many times);
   2. sibling requests for fill and text (same images, another prompt, other order), from step `prompt_start`;
   3. an image-score head (`ImageScoreHead`): a linear read-out of each image's oracle scores from the vision tower,
-     trained alongside and thrown away at export.
+     trained alongside and thrown away at export;
+  4. answer-position read-outs (`AnswerReadOut`) of the language model's first layer, for fill and extend: the
+     pair's difference (what each image drew) and the prompt's colour and shape; also thrown away at export.
 A from-scratch pairwise judge first sits on a symmetric plateau (loss 0.693, the same answer in both orders); the
 schedule and the mix above shortened it, and the learning rate decides it: on one demo's preferences (seed 0, 1,000
 steps) lr 1e-2 never left it, 5e-3 left it only after ~700 steps (best cell 0.67 held out, below the RL gate), 2e-3
@@ -42,7 +44,16 @@ text-rendering accuracy (68-73%) comes from the images alone. Making it read the
 Tried on the demo at d11391d's preferences (eval-reward's prompt sensitivity, ~0 = the prompt is not read; fill
 text alignment / structure two-order): as is, 200 s: 0.015, 62 / 62; 4 LM layers instead of 2: 0.015, 57 / 55
 (slower, position bias); text-alignment-only steps at weight 2 (4-8x theirs): 0.013, 64 / 55; 600 s (2,321 steps):
-0.016, 66 / 67. Neither time, depth nor weight made it read the prompt.
+0.016, 66 / 67. Neither time, depth nor weight made it read the prompt. The answer-position read-outs (item 4;
+`AnswerReadOut` has the measurements that led to them) and `prompt_steps` 150 did: 0.036 (extend 0.049), but the
+cells stayed 59 / 61 (the other cells unchanged: consistency 95-96, extend 91-96, removal 89). The reason: of the
+held-out object-fill text-alignment pairs (the cell also holds text rendering's), 52 of 80 are decided by SHAPE
+(both images drew the prompted colour; only the winner's best-fitting shape is the prompted one), 19 by how well the
+same shape is drawn, 4 by colour. Fill structure is a shape judgement too. And shape is what this vision tower is
+slowest to learn: trained directly to say which shapes a scene holds (multi-label, fill scenes, 600 steps of 64
+images) it reaches 73% per label held out (55% by always guessing the common answer); a tower of 4 layers or of
+width 128 no better (71%, 62%); patch 4 reaches 86% in 4x the time (74% at patch 8's time). Shape perception,
+not prompt reading, is what the fill cells now wait on.
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
@@ -106,7 +117,9 @@ class RewardTrainConfig:
     aux_margin: float = 0.05  # oracle-score gap below which an auxiliary pair is not labelled on a dimension
     aux_conditions: int = 240  # training conditions per task that auxiliary pairs are made from (0 = all)
     image_loss: float = 1.0  # toy prior: weight of the image-score head's loss (ImageScoreHead); 0 = off
+    answer_loss: float = 1.0  # toy prior: weight of the answer-position read-outs' loss (AnswerReadOut); 0 = off
     prompt_start: int = 250  # toy prior: prompt-dependent labels join from this step (see PHASE1 / PHASE2)
+    prompt_steps: int = 150  # toy prior: then this many steps of PROMPT_PHASE (fill / extend text alignment only)
     easy_gap: float = 0.0  # toy prior, phase 1: only auxiliary pairs whose largest score gap is at least this
     held_out: float = 0.15  # fraction of CONDITIONS held out
     seed: int = 0
@@ -251,6 +264,12 @@ PHASE2: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("text", ("text_alignment",), 0.25),
     ("extend", ("text_alignment",), 0.4),
 )
+# Between them, `prompt_steps` steps query only the text alignment of fill and extend (sibling requests included),
+# with AnswerReadOut's prompt read-out on: it raised the judge's prompt sensitivity 2-3x (see the module docstring).
+PROMPT_PHASE: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
+    ("fill", ("text_alignment",), 1.0),
+    ("extend", ("text_alignment",), 1.0),
+)
 
 
 class Sampler:
@@ -258,26 +277,27 @@ class Sampler:
     and the dimensions to query) by weight, then real and auxiliary items of that task labelled on at least one of
     those dimensions (with replacement).
 
-    With auxiliary pairs (the toy prior) the streams are PHASE1 before step `prompt_start` and PHASE2 after, and
-    auxiliary pairs under sibling requests (aux_pairs.py) join in phase 2. Without them (real data, a pretrained
-    base) every task is one stream of equal weight from the start: the paper's recipe.
+    With auxiliary pairs (the toy prior) the streams are PHASE1 before step `prompt_start`, PROMPT_PHASE for the next
+    `prompt_steps` steps and PHASE2 after; auxiliary pairs under sibling requests (aux_pairs.py) join after phase 1.
+    Without them (real data, a pretrained base) every task is one stream of equal weight from the start: the paper's
+    recipe.
     """
 
     def __init__(self, real: Items, aux: Items | None, batch_size: int, real_share: float, seed: int,
                  sibling: np.ndarray | None = None, prompt_start: int = 0, strength: np.ndarray | None = None,
-                 easy_gap: float = 0.0):  # fmt: skip
+                 easy_gap: float = 0.0, prompt_steps: int = 0):  # fmt: skip
         self.real, self.aux, self.seed = real, aux, seed
         self.batch_size = batch_size
         self.n_real = batch_size if aux is None else max(1, round(batch_size * real_share))
         if aux is None:
-            self.prompt_start, plain = 0, [(t, None, 1.0) for t in TASK_NAMES]
+            self.prompt_start, self.prompt_end, plain = 0, 0, [(t, None, 1.0) for t in TASK_NAMES]
             self.phases = [self._streams(plain, None), self._streams(plain, None)]
         else:
-            self.prompt_start = prompt_start
+            self.prompt_start, self.prompt_end = prompt_start, prompt_start + prompt_steps
             keep = np.ones(len(aux), dtype=bool) if sibling is None else ~sibling
             if strength is not None and easy_gap > 0:
                 keep &= strength >= easy_gap
-            self.phases = [self._streams(PHASE1, keep), self._streams(PHASE2, None)]
+            self.phases = [self._streams(PHASE1, keep), self._streams(PHASE2, None), self._streams(PROMPT_PHASE, None)]
         if not self.phases[1][0]:
             raise UserError("no training pairs: every condition was held out; lower --held-out or add data")
 
@@ -303,7 +323,8 @@ class Sampler:
     def batch(self, step: int, rank: int = 0) -> tuple[str, tuple[str, ...], Items]:
         """(task, dimensions, items) with items.labels cut to those dimensions' columns."""
         g = np.random.default_rng([self.seed, step, rank, 11])
-        streams, p = self.phases[0 if step < self.prompt_start else 1]
+        phase = 0 if step < self.prompt_start else 2 if step < self.prompt_end else 1
+        streams, p = self.phases[phase]
         if not streams:
             streams, p = self.phases[1]
         task, dims, cols, real_rows, aux_rows = streams[int(g.choice(len(streams), p=p))]
@@ -481,6 +502,60 @@ class ImageScoreHead(torch.nn.Module):
         return (pred[ok] - targets[ok]).pow(2).mean()
 
 
+class AnswerReadOut(torch.nn.Module):
+    """The toy prior's prompt-reading aid (NOT part of OneReward, never exported): two linear read-outs of the
+    language model's FIRST layer at the answer position, for fill and extend queries:
+      - `diff`, every dimension: what the first image drew minus what the second drew where the request is
+        (`toyworld.oracle.describe`: named-colour shares and shape fits), the pair's difference;
+      - `prompt`, text alignment only: the prompt's colour and shape (`toyworld.oracle.describe_prompt`).
+    The second layer is left to match the two, which is text alignment.
+
+    Why. A from-scratch judge must find "read the prompt", "tell the two images apart" and "match them" all at once,
+    and ours never did (prompt sensitivity ~0.015 whatever the time, depth or weight). On pure prompt-reading pairs
+    (the truth against a sibling request's truth, each prompt ordering them its own way; 1,200 training / 200
+    held-out pairs, seed 0, held-out two-order accuracy at steps 200 / 400 / 700): no read-out 50 / 50 / 50 (600
+    steps; loss 0.693 throughout); a dense colour/shape read-out of the vision tower 50 / 50 / 58; `diff` on the
+    last layer 50 / 56 / 80; `diff` on the first 50 / 58 / 67; `diff` and `prompt` on the first 67 / 73 / 84.
+    """
+
+    def __init__(self, hidden: int, size: int):
+        super().__init__()
+        self.diff = torch.nn.Linear(hidden, size)
+        self.prompt = torch.nn.Linear(hidden, size)
+        self.layer_out: torch.Tensor | None = None
+        self.rm = None
+
+    def capture(self, rm) -> None:
+        """Keep the first layer's output of each text call; the answer positions come from the reward model."""
+
+        def hook(module, args, output):
+            self.layer_out = output[0] if isinstance(output, tuple) else output  # (N, S, hidden)
+
+        rm.vl.model.language_model.layers[0].register_forward_hook(hook)
+        self.rm = rm
+
+    def loss(self, b: int, dims: tuple[str, ...], first: torch.Tensor, second: torch.Tensor, prompt: torch.Tensor):
+        """Mean-squared error of the last both-orders call (2B rows of D queries: (x, y) then (y, x)).
+
+        first / second (B, size): describe() of the images, NaN where an image has none; prompt (B, size):
+        describe_prompt() of each pair's prompt, NaN where none. Rows (y, x) learn the negated difference.
+        """
+        pos = self.rm.answer_positions  # (2B * D,) the last text call's answer positions
+        h = self.layer_out[torch.arange(len(pos), device=pos.device), pos].reshape(2, b, len(dims), -1)
+        diff = first - second  # (B, size)
+        terms = []
+        ok = ~torch.isnan(diff).any(-1)  # (B,)
+        if bool(ok.any()):
+            target = torch.stack([diff, -diff])[:, ok, None].expand(-1, -1, len(dims), -1)  # (2, B_ok, D, size)
+            terms.append((self.diff(h[:, ok]) - target).pow(2).mean())
+        ok = ~torch.isnan(prompt).any(-1)
+        if "text_alignment" in dims and bool(ok.any()):
+            ta = h[:, ok, dims.index("text_alignment")]  # (2, B_ok, hidden): the prompt is in both orders' query
+            terms.append((self.prompt(ta) - prompt[ok]).pow(2).mean())
+        # every parameter gets a gradient, zero or not: processes average them only where all have one
+        return sum(terms, (self.diff(h).sum() + self.prompt(h).sum()) * 0.0)
+
+
 def image_targets(prefs: Path, train_conds: set[str], index: dict[str, int], n: int, pool=None) -> np.ndarray:
     """(n, MAX_DIMS) oracle scores per bank image (NaN: none, held out, or text alignment), task-slot order."""
     from onereward.reward.aux_pairs import read_candidates
@@ -534,6 +609,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     from onereward.reward.evaluate import held_out_accuracy
     from onereward.reward.model import RewardModel
     from onereward.rl.trainer import RunLogger
+    from onereward.toyworld.oracle import DESCRIBED_TASKS, DESCRIPTOR_SIZE, describe_prompt
 
     cfg.check()
     t_setup = time.perf_counter()
@@ -589,8 +665,25 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         for items_ in (real, aux):
             img_task[items_.first], img_task[items_.second] = items_.tasks, items_.tasks
         head_targets = torch.from_numpy(no_text_alignment(targets, img_task))  # (N, MAX_DIMS)
+    descriptors = None
+    if use_aux and cfg.answer_loss > 0:
+        descriptors = torch.from_numpy(pool.descriptors)  # (N, DESCRIPTOR_SIZE), NaN where none
+
+    def prompt_descriptor(prompt: str | None) -> np.ndarray:
+        d = describe_prompt(prompt)
+        return np.full(DESCRIPTOR_SIZE, np.nan, dtype=np.float32) if d is None else d
+
     sampler = Sampler(
-        real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling, cfg.prompt_start, strength, cfg.easy_gap
+        real,
+        aux,
+        cfg.batch_size,
+        cfg.real_share,
+        cfg.seed,
+        sibling,
+        cfg.prompt_start,
+        strength,
+        cfg.easy_gap,
+        cfg.prompt_steps,
     )
     held_items = real_items(held_rows, index)
     held_tasks = [r["task"] for r in held_rows]
@@ -607,17 +700,22 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     rm = RewardModel.from_model(model, processor, frozen=False)
     paired = PairedVision(rm.vl.model.visual)
     params = list(trainable(model).values())
-    head = None
-    if head_targets is not None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed + 1)
-            head = ImageScoreHead(rm.vl.config.text_config.hidden_size).to(acc.device)
-        head.capture(rm.vl.model.visual)
-        params += list(head.parameters())
+    heads = torch.nn.ModuleDict()  # the toy prior's read-outs, trained alongside and never exported
+    hidden = rm.vl.config.text_config.hidden_size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 1)
+        if head_targets is not None:
+            heads["image"] = ImageScoreHead(hidden)
+            heads["image"].capture(rm.vl.model.visual)
+        if descriptors is not None:
+            heads["answer"] = AnswerReadOut(hidden, descriptors.shape[1])
+            heads["answer"].capture(rm)
+    heads.to(acc.device)
+    params += list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"step": 0, "elapsed": 0.0}
     if resume:
-        state = restore(out / "checkpoints", model, optimizer, cfg, head)
+        state = restore(out / "checkpoints", model, optimizer, cfg, heads)
     if resume and (out / SPLIT_FILE).is_file():
         before = json.loads((out / SPLIT_FILE).read_text())
         if before["held_out_conditions"] != sorted({r["condition"] for r in held_rows}):
@@ -659,10 +757,15 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             )  # (2B, D, 2)
         loss = both_orders_loss(logits[:b], logits[b:], labels)
         objective = loss
-        if head is not None:  # toy prior: the images' own oracle scores, from the vision tower's output
+        if "image" in heads:  # toy prior: the images' own oracle scores, from the vision tower's output
             rows_xy = np.stack([items.first, items.second], 1).reshape(-1)  # (2B,) the forward's first 2B images
-            img_loss = head.loss(4 * b, task, head_targets[torch.as_tensor(rows_xy)].to(acc.device))
-            objective = loss + cfg.image_loss * img_loss
+            img_loss = heads["image"].loss(4 * b, task, head_targets[torch.as_tensor(rows_xy)].to(acc.device))
+            objective = objective + cfg.image_loss * img_loss
+        if "answer" in heads:  # toy prior: the pair's difference and the prompt (NaN targets outside fill / extend)
+            first_d, second_d = (descriptors[torch.as_tensor(r)].to(acc.device) for r in (items.first, items.second))
+            prompt_d = torch.from_numpy(np.stack([prompt_descriptor(p) for p in items.prompts])).to(acc.device)
+            answer_loss = heads["answer"].loss(b, dims, first_d, second_d, prompt_d)
+            objective = objective + cfg.answer_loss * answer_loss
 
         # --- update ---
         acc.backward(objective)
@@ -700,8 +803,10 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             "lr": optimizer.param_groups[0]["lr"],
             "grad_norm": float(grad_norm),
         }
-        if head is not None:
+        if "image" in heads:
             scalars["image_loss"] = float(img_loss.detach())
+        if "answer" in heads and task in DESCRIBED_TASKS:
+            scalars["answer_loss"] = float(answer_loss.detach())
         due = (state["step"] % eval_every == 0) if cfg.steps else state["elapsed"] >= next_eval_time
         if due or finished(cfg, state["step"], state["elapsed"]):
             if not cfg.steps:
@@ -721,7 +826,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             bar.refresh()
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}", task=task)
         if state["step"] % cfg.save_every == 0 or finished(cfg, state["step"], state["elapsed"]):
-            save_checkpoint(out / "checkpoints", model, optimizer, state, cfg, acc, head)
+            save_checkpoint(out / "checkpoints", model, optimizer, state, cfg, acc, heads)
     bar.close()
 
     # --- export: merged weights + processor, loadable as Qwen2.5-VL ---
@@ -756,7 +861,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
 # --- checkpoints and export ---
 
 
-def save_checkpoint(root: Path, model, optimizer, state: dict, cfg: RewardTrainConfig, acc, head=None) -> None:
+def save_checkpoint(root: Path, model, optimizer, state: dict, cfg: RewardTrainConfig, acc, heads=None) -> None:
     acc.wait_for_everyone()
     if acc.is_main_process:
         parts = {
@@ -764,17 +869,18 @@ def save_checkpoint(root: Path, model, optimizer, state: dict, cfg: RewardTrainC
             "optimizer": optimizer.state_dict(),
             "rng": checkpoint.rng_state(),
         }
-        if head is not None:
-            parts["head"] = {n: p.detach() for n, p in head.named_parameters()}
+        if heads is not None and len(heads):
+            parts["heads"] = {n: p.detach() for n, p in heads.named_parameters()}
         checkpoint.save(root, state["step"], parts, {"config": asdict(cfg), **state}, keep=cfg.keep_checkpoints)
     acc.wait_for_everyone()
 
 
-def restore(root: Path, model, optimizer, cfg: RewardTrainConfig, head=None) -> dict:
+def restore(root: Path, model, optimizer, cfg: RewardTrainConfig, heads=None) -> dict:
     path = checkpoint.latest(root)
     parts, meta = checkpoint.load(path)
     saved = meta["config"]
     same = ("lora_rank", "seed", "batch_size", "base", "held_out", "steps", "seconds", "aux", "image_loss")
+    same += ("answer_loss",)
     diff = [k for k in same if saved.get(k) != getattr(cfg, k)]
     if diff:
         raise UserError(f"--resume: {path} was made with other {', '.join(diff)}; resume with the same options")
@@ -785,9 +891,9 @@ def restore(root: Path, model, optimizer, cfg: RewardTrainConfig, head=None) -> 
     with torch.no_grad():
         for n, p in named.items():
             p.copy_(parts["model"][n])
-        if head is not None:
-            for n, p in head.named_parameters():
-                p.copy_(parts["head"][n])
+        if heads is not None:
+            for n, p in heads.named_parameters():
+                p.copy_(parts["heads"][n])
     optimizer.load_state_dict(parts["optimizer"])
     checkpoint.set_rng_state(parts["rng"])
     return {"step": int(meta["step"]), "elapsed": float(meta["elapsed"])}

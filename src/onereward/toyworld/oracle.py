@@ -292,6 +292,45 @@ def composite(cond: Condition, image: np.ndarray) -> np.ndarray:
     return (cond.source * (1 - m) + np.clip(image, 0, 1) * m).astype(np.float32)
 
 
+DESCRIBED_TASKS = ("fill", "extend")  # the tasks whose prompt names one object: "<colour> <shape>"
+DESCRIPTOR_SIZE = len(COLORS) + len(SHAPES)
+
+
+def describe(cond: Condition, image: np.ndarray) -> np.ndarray | None:
+    """What an image drew where the request is, as numbers: (DESCRIPTOR_SIZE,) float32 in [0, 1], or None for a
+    task whose prompt names no object (text, extend without prompt, removal).
+
+    Per named colour, its pixels in the request's region as a share of the requested silhouette's (clipped to 1);
+    then, per shape, how well that shape fitted to the most common colour's pixels matches them (IoU .7 -> 0, 1 -> 1;
+    0 when nearly nothing is drawn). The region is the mask (fill) or the object's neighbourhood, visible part
+    included (extend). The toy reward model's prior reads these out (`reward.train.PairDiffHead`); no score is
+    computed from them.
+    """
+    if cond.task not in DESCRIBED_TASKS or cond.meta.get("target_object") is None:
+        return None
+    ref = _ref(cond)
+    out = composite(cond, image)
+    region = ref.M if cond.task == "fill" else dilate(ref.sil, int(round(3 * ref.s))) > 0.5
+    area = max(1, int((ref.sil & region).sum()))
+    colours = [region & (_dist(out, np.asarray(rgb)) < COLOR_TOL) for rgb in COLORS.values()]
+    drawn = max(colours, key=np.sum)
+    fits = [0.0] * len(SHAPES)
+    if drawn.sum() >= 0.1 * area:  # a circle fits a drawn circle at 1, a square at ~.83 and a triangle at ~.69
+        fits = [_clip01((_iou(drawn, fit_shape(k, drawn)) - 0.7) / 0.3) for k in SHAPES]
+    return np.asarray([min(1.0, c.sum() / area) for c in colours] + fits, dtype=np.float32)
+
+
+def describe_prompt(prompt: str | None) -> np.ndarray | None:
+    """A "<colour> <shape>" prompt in describe()'s terms (one-hot colour, then one-hot shape), else None."""
+    words = (prompt or "").split()
+    if len(words) != 2 or words[0] not in COLORS or words[1] not in SHAPES:
+        return None
+    out = np.zeros(DESCRIPTOR_SIZE, dtype=np.float32)
+    out[list(COLORS).index(words[0])] = 1.0
+    out[len(COLORS) + SHAPES.index(words[1])] = 1.0
+    return out
+
+
 def score(cond: Condition, image: np.ndarray) -> dict[str, float]:
     """Scores in [0, 1] for exactly the task's dimensions (in tasks.TASKS order) of an (H, W, 3) image."""
     task = get_task(cond.task)
