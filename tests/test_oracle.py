@@ -157,3 +157,24 @@ def test_describe_tells_colour_and_shape_of_what_was_drawn(conds):
         assert not describe(c, V.background_only(c, rng)).any()  # nothing drawn in the mask: all zero
     for task in ("text", "extend_noprompt", "removal"):  # no object named: nothing to describe
         assert describe(conds[task][0], conds[task][0].target) is None
+
+
+def test_describe_cells_marks_each_blob_where_it_is(conds):
+    """The toy reward model's vision tower learns these per-token maps (reward.train.CellReadOut)."""
+    from onereward.toyworld.oracle import describe_cells
+    from onereward.toyworld.scene import COLORS, render
+
+    n = len(COLORS)
+    for c in conds["fill"][:10]:
+        seg = render(c.meta["scene"])[1]
+        cells = describe_cells(c.target, 16)
+        assert cells.shape == (16, n + len(SHAPES))
+        for obj in c.meta["scene"]["objects"]:
+            px = (seg == obj["id"]).reshape(4, 16, 4, 16).sum((1, 3)).reshape(16)  # the object's pixels per cell
+            others = ((seg > 0) & (seg != obj["id"])).reshape(4, 16, 4, 16).sum((1, 3)).reshape(16)
+            main = int(np.argmax(px))
+            assert cells[main, list(COLORS).index(obj["color"])] == 1.0
+            if others[main] == 0:  # the object alone in its cell: its own shape fits best
+                assert int(np.argmax(cells[main, n:])) == SHAPES.index(obj["shape"]), (obj, cells[main])
+        empty = (seg > 0).reshape(4, 16, 4, 16).sum((1, 3)).reshape(16) == 0
+        assert not cells[empty].any()  # no object there, nothing marked

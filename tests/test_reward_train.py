@@ -91,6 +91,25 @@ def test_answer_read_out_targets_the_pair_difference_and_the_prompt():
     assert all(p.grad is not None and not p.grad.any() for p in head.parameters())
 
 
+def test_cell_read_out_learns_only_described_images():
+    """CellReadOut: per-token soft targets of the forward's first images; an image without targets (NaN) is skipped."""
+    from onereward.reward.train import CellReadOut
+
+    head = CellReadOut(hidden=6, size=3)
+    head.features = torch.randn(8 * 4, 6)  # a forward of 8 images, 4 tokens each
+    targets = torch.rand(2, 4, 3)
+    got = head.loss(8, targets)
+    want = torch.nn.functional.binary_cross_entropy_with_logits(
+        head.linear(head.features[:8]).reshape(2, 4, 3), targets
+    )
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+    targets[1] = float("nan")  # image 1 has no targets: only image 0 counts
+    want = torch.nn.functional.binary_cross_entropy_with_logits(head.linear(head.features[:4]), targets[0])
+    assert head.loss(8, targets).item() == pytest.approx(want.item(), rel=1e-6)
+    head.loss(8, torch.full((2, 4, 3), float("nan"))).backward()  # none: zero, still reaching the head
+    assert all(p.grad is not None and not p.grad.any() for p in head.parameters())
+
+
 def test_loss_gradient_reaches_every_parameter(tmp_path):
     prefs = tmp_path / "prefs"
     toy_prefs(prefs, ("removal",), 6, ("GT", "untouched"))
@@ -172,7 +191,9 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     report = json.loads((out / "train_report.json").read_text())
     assert report["steps"] == 10
     logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    assert any("answer_loss" in r and "image_loss" in r for r in logged)  # the heads' states were resumed too
+    assert any(
+        "answer_loss" in r and "image_loss" in r and "cell_loss" in r for r in logged
+    )  # the heads' states were resumed too
 
 
 def test_output_loads_as_qwen_and_as_reward_model_with_split(tmp_path):

@@ -175,6 +175,7 @@ class AuxPool:
     image_tasks: np.ndarray  # (M,) int64: its task's index in TASK_NAMES
     descriptors: np.ndarray  # (len(bank) + M, DESCRIPTOR_SIZE) float32: oracle.describe of every image of the
     # trainer's bank and of `images` under its own condition's request; NaN: held out, not used, or no object named
+    cells: np.ndarray  # (len(bank) + M, cells, DESCRIPTOR_SIZE) float32: oracle.describe_cells of the same images
 
 
 def read_candidates(prefs_dir: str | Path) -> list[dict]:
@@ -191,6 +192,7 @@ def build_aux_pool(
     seed: int = 0,
     progress: bool = False,
     per_task: int = 0,
+    cell: int = 16,
 ) -> AuxPool:
     """Auxiliary items from the TRAINING conditions of a `onereward collect` folder.
 
@@ -198,11 +200,12 @@ def build_aux_pool(
     images; candidate images are referred to there. Synthetic variants get indices len(bank) + row of `images`.
     per_task > 0 uses at most that many training conditions per task (a seeded choice): scoring the variants with
     the oracle is the slow part (~1 ms an image), and a few hundred scenes per task already cover the toy world.
+    cell: the reward model's merged-token side in pixels (describe_cells' grid).
     """
     from tqdm import tqdm
 
     from onereward.toyworld import make_condition
-    from onereward.toyworld.oracle import DESCRIPTOR_SIZE, describe, score
+    from onereward.toyworld.oracle import DESCRIPTOR_SIZE, describe, describe_cells, score
 
     rows = [r for r in read_candidates(prefs_dir) if r["condition"] in train_conditions]
     rng = np.random.default_rng([seed, 7])
@@ -217,6 +220,7 @@ def build_aux_pool(
     first, second, labels, strength, is_twin = [], [], [], [], []
     img_scores, img_tasks = [], []  # per synthetic image
     descriptors: dict[int, np.ndarray] = {}  # bank-plus-images index -> describe(cond, image)
+    cell_maps: dict[int, np.ndarray] = {}  # ... -> describe_cells(image), for the same images
     base = len(bank)
     for r in tqdm(rows, desc="auxiliary pairs", disable=not progress):
         cond = make_condition(r["task"], int(r["item_seed"]), int(r["size"]))
@@ -234,6 +238,7 @@ def build_aux_pool(
         for k, q in zip(idx, pool, strict=True):
             if (d := describe(cond, q)) is not None:
                 descriptors[k] = d
+                cell_maps[k] = describe_cells(q, cell)
         for view in [cond] if twin is None else [cond, twin]:  # each request orders the same pool its own way
             if view is cond:  # the candidates' scores come from the annotator's oracle call, the rest from ours
                 S = [[s[d] for d in dims] for s in r["scores"]]
@@ -268,6 +273,10 @@ def build_aux_pool(
     desc = np.full((base + len(images), DESCRIPTOR_SIZE), np.nan, dtype=np.float32)
     for k, d in descriptors.items():
         desc[k] = d
+    n_cells = (bank.shape[-2] // cell) * (bank.shape[-1] // cell)
+    cells = np.full((base + len(images), n_cells, DESCRIPTOR_SIZE), np.nan, dtype=np.float32)
+    for k, c in cell_maps.items():
+        cells[k] = c
     return AuxPool(
         images=images,
         tasks=tasks,
@@ -281,4 +290,5 @@ def build_aux_pool(
         image_scores=np.asarray(img_scores, dtype=np.float32).reshape(-1, 4),
         image_tasks=np.asarray(img_tasks, dtype=np.int64),
         descriptors=desc,
+        cells=cells,
     )

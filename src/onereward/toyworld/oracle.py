@@ -320,6 +320,34 @@ def describe(cond: Condition, image: np.ndarray) -> np.ndarray | None:
     return np.asarray([min(1.0, c.sum() / area) for c in colours] + fits, dtype=np.float32)
 
 
+def describe_cells(image: np.ndarray, cell: int, min_px: int = 20) -> np.ndarray:
+    """describe() for every cell x cell square of an (H, W, 3) image, no condition needed: (H/cell * W/cell,
+    DESCRIPTOR_SIZE) float32 in [0, 1], cells in raster order.
+
+    Each connected blob of a named colour (at least `min_px` pixels) marks the cells where it has at least
+    cell * cell / 40 pixels (6 of a 16 px cell) with its colour (1) and, per shape, how well that shape fitted to the
+    blob matches it (as in describe()); a cell keeps the largest value per entry. The toy reward model's vision tower
+    learns these (`reward.train.CellReadOut`).
+    """
+    h, w = image.shape[:2]
+    gh, gw = h // cell, w // cell
+    out = np.zeros((gh, gw, DESCRIPTOR_SIZE), dtype=np.float32)
+    dists = np.abs(image[None] - np.asarray(list(COLORS.values()), dtype=np.float32)[:, None, None]).max(-1)
+    for k, near in enumerate(dists < COLOR_TOL):  # (H, W) bool per named colour
+        if near.sum() < min_px:
+            continue
+        n, labels = cv2.connectedComponents(near.astype(np.uint8), connectivity=8)
+        for i in range(1, n):
+            blob = labels == i
+            if blob.sum() < min_px:
+                continue
+            fits = [_clip01((_iou(blob, fit_shape(sh, blob)) - 0.7) / 0.3) for sh in SHAPES]
+            covered = blob[: gh * cell, : gw * cell].reshape(gh, cell, gw, cell).sum((1, 3)) >= cell * cell / 40
+            out[covered, k] = 1.0
+            out[covered, len(COLORS) :] = np.maximum(out[covered, len(COLORS) :], fits)
+    return out.reshape(gh * gw, DESCRIPTOR_SIZE)
+
+
 def describe_prompt(prompt: str | None) -> np.ndarray | None:
     """A "<colour> <shape>" prompt in describe()'s terms (one-hot colour, then one-hot shape), else None."""
     words = (prompt or "").split()
