@@ -26,6 +26,10 @@ most pairs by "looks like a finished scene" instead. So each fill / text conditi
 source and mask but another request (the requested object in another colour or shape; other letters), and the same
 pool is scored again against the sibling. The two prompts then order the same images differently, which only
 reading the prompt explains.
+
+Read-out targets (fill and extend). Every pool image, candidates included, is also measured with
+`oracle.describe` (what it drew where the request is) and `oracle.describe_cells` (colours and shapes per token
+square): the trainer's AnswerReadOut and CellReadOut learn them (reward/train.py).
 """
 
 from __future__ import annotations

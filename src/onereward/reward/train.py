@@ -717,18 +717,9 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         d = describe_prompt(prompt)
         return np.full(DESCRIPTOR_SIZE, np.nan, dtype=np.float32) if d is None else d
 
-    sampler = Sampler(
-        real,
-        aux,
-        cfg.batch_size,
-        cfg.real_share,
-        cfg.seed,
-        sibling,
-        cfg.prompt_start,
-        strength,
-        cfg.easy_gap,
-        cfg.prompt_steps,
-    )
+    sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling=sibling,
+                      prompt_start=cfg.prompt_start, strength=strength, easy_gap=cfg.easy_gap,
+                      prompt_steps=cfg.prompt_steps)  # fmt: skip
     held_items = real_items(held_rows, index)
     held_tasks = [r["task"] for r in held_rows]
     held_dims = [r["dimension"] for r in held_rows]
@@ -856,8 +847,9 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         }
         if "image" in heads:
             scalars["image_loss"] = float(img_loss.detach())
-        if "answer" in heads and task in DESCRIBED_TASKS:
-            scalars["answer_loss"] = float(answer_loss.detach())
+        if task in DESCRIBED_TASKS:  # the read-outs' targets exist only there
+            if "answer" in heads:
+                scalars["answer_loss"] = float(answer_loss.detach())
             if "cells" in heads:
                 scalars["cell_loss"] = float(cell_loss.detach())
         due = (state["step"] % eval_every == 0) if cfg.steps else state["elapsed"] >= next_eval_time
