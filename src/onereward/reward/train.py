@@ -469,7 +469,24 @@ def trainable(model) -> dict[str, torch.Tensor]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-class ImageScoreHead(torch.nn.Module):
+class VisionReadOut(torch.nn.Module):
+    """A linear read-out of the vision tower's merged tokens, kept from each forward by `capture`."""
+
+    def __init__(self, hidden: int, size: int):
+        super().__init__()
+        self.linear = torch.nn.Linear(hidden, size)
+        self.features: torch.Tensor | None = None
+
+    def capture(self, visual) -> None:
+        """Keep the vision tower's merged tokens (N_images * tokens, hidden) of each forward."""
+
+        def hook(module, args, output):
+            self.features = output.pooler_output
+
+        visual.register_forward_hook(hook)
+
+
+class ImageScoreHead(VisionReadOut):
     """The toy prior's perception aid (NOT part of OneReward, never exported): a linear read-out of each image's
     oracle scores from the vision tower's output (the mean of its merged tokens), one output per (task, dimension).
 
@@ -480,17 +497,7 @@ class ImageScoreHead(torch.nn.Module):
     """
 
     def __init__(self, hidden: int):
-        super().__init__()
-        self.linear = torch.nn.Linear(hidden, len(TASK_NAMES) * MAX_DIMS)
-        self.features: torch.Tensor | None = None
-
-    def capture(self, visual) -> None:
-        """Keep the vision tower's merged tokens (N_images * tokens, hidden) of each forward."""
-
-        def hook(module, args, output):
-            self.features = output.pooler_output
-
-        visual.register_forward_hook(hook)
+        super().__init__(hidden, len(TASK_NAMES) * MAX_DIMS)
 
     def loss(self, n_forward: int, task: str, targets: torch.Tensor) -> torch.Tensor:
         """Masked MSE of the last forward's first len(targets) images (of `n_forward`), all of `task`.
@@ -507,7 +514,7 @@ class ImageScoreHead(torch.nn.Module):
         return (pred[ok] - targets[ok]).pow(2).mean()
 
 
-class CellReadOut(torch.nn.Module):
+class CellReadOut(VisionReadOut):
     """The toy prior's shape aid (NOT part of OneReward, never exported): a linear read-out, from each merged token of
     the vision tower, of the named colours and shape fits of the blobs in that token's square
     (`toyworld.oracle.describe_cells`), for the images of fill and extend.
@@ -516,17 +523,6 @@ class CellReadOut(torch.nn.Module):
     shapes a fill scene holds (held out, per label, 600 steps of 64 images, seed 0): from the whole image 73%; from
     each token's square 89%, in the same time.
     """
-
-    def __init__(self, hidden: int, size: int):
-        super().__init__()
-        self.linear = torch.nn.Linear(hidden, size)
-        self.features: torch.Tensor | None = None
-
-    def capture(self, visual) -> None:
-        def hook(module, args, output):
-            self.features = output.pooler_output  # (N_images * tokens, hidden)
-
-        visual.register_forward_hook(hook)
 
     def loss(self, n_forward: int, targets: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy (soft targets) of the last forward's first len(targets) images (of `n_forward`).
@@ -795,13 +791,13 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             )  # (2B, D, 2)
         loss = both_orders_loss(logits[:b], logits[b:], labels)
         objective = loss
+        # the bank rows of the vision tower's first 2B images this step: x0, y0, x1, y1, ...
+        rows_xy = torch.as_tensor(np.stack([items.first, items.second], 1).reshape(-1))  # (2B,)
         if "image" in heads:  # toy prior: the images' own oracle scores, from the vision tower's output
-            rows_xy = np.stack([items.first, items.second], 1).reshape(-1)  # (2B,) the forward's first 2B images
-            img_loss = heads["image"].loss(4 * b, task, head_targets[torch.as_tensor(rows_xy)].to(acc.device))
+            img_loss = heads["image"].loss(4 * b, task, head_targets[rows_xy].to(acc.device))
             objective = objective + cfg.image_loss * img_loss
         if "cells" in heads:  # toy prior: colours and shapes in each token's square
-            rows_xy = np.stack([items.first, items.second], 1).reshape(-1)  # (2B,) the forward's first 2B images
-            cell_loss = heads["cells"].loss(4 * b, cells[torch.as_tensor(rows_xy)].to(acc.device))
+            cell_loss = heads["cells"].loss(4 * b, cells[rows_xy].to(acc.device))
             objective = objective + cfg.cell_loss * cell_loss
         if "answer" in heads:  # toy prior: the pair's difference and the prompt (NaN targets outside fill / extend)
             first_d, second_d = (descriptors[torch.as_tensor(r)].to(acc.device) for r in (items.first, items.second))
