@@ -56,8 +56,10 @@ images) it reaches 73% per label held out (55% by always guessing the common ans
 width 128 no better (71%, 62%); patch 4 reaches 86% in 4x the time (74% at patch 8's time); told per token
 which shapes its square holds, 89% in the same time. Hence item 5 (on ce764f1's demo preferences, 200 s, against
 that demo's model without it): fill text alignment 60.5 -> 63.8, fill structure 64.3 -> 66.4, prompt sensitivity
-0.023 -> 0.064 (extend 0.029 -> 0.078), the other cells within a few points. Still below the paper: shape
-perception is what the fill cells wait on.
+0.023 -> 0.064 (extend 0.029 -> 0.078), the other cells within a few points. Its weight, on e057632's demo
+preferences (200 s): 1 (that demo) 62.2 / 69.6, 3: 67.1 / 69.6, 10: 69.6 / 70.3 (fill text alignment / structure),
+every other cell but extend text alignment (14 pairs) at the paper in all three; hence 10. Still below the paper:
+shape perception is what the fill cells wait on.
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
@@ -122,7 +124,7 @@ class RewardTrainConfig:
     aux_conditions: int = 240  # training conditions per task that auxiliary pairs are made from (0 = all)
     image_loss: float = 1.0  # toy prior: weight of the image-score head's loss (ImageScoreHead); 0 = off
     answer_loss: float = 1.0  # toy prior: weight of the answer-position read-outs' loss (AnswerReadOut); 0 = off
-    cell_loss: float = 1.0  # toy prior: weight of the vision tower's per-token read-out loss (CellReadOut); 0 = off
+    cell_loss: float = 10.0  # toy prior: weight of the vision tower's per-token read-out loss (CellReadOut); 0 = off
     prompt_start: int = 250  # toy prior: prompt-dependent labels join from this step (see PHASE1 / PHASE2)
     prompt_steps: int = 150  # toy prior: then this many steps of PROMPT_PHASE (fill / extend text alignment only)
     easy_gap: float = 0.0  # toy prior, phase 1: only auxiliary pairs whose largest score gap is at least this
