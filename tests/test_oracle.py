@@ -136,7 +136,7 @@ def test_fill_structure_judges_what_was_drawn_not_what_was_asked(conds):
 
 
 def test_describe_tells_colour_and_shape_of_what_was_drawn(conds):
-    """The toy reward model's pair-difference read-out (reward.train.PairDiffHead) learns these numbers: they must
+    """The toy reward model's pair-difference read-out (reward.train.AnswerReadOut) learns these numbers: they must
     name the drawn object's colour and shape, and be empty where nothing is drawn."""
     from onereward.toyworld import variants as V
     from onereward.toyworld.oracle import describe

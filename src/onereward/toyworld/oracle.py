@@ -209,9 +209,20 @@ def _fill(out: np.ndarray, ref: _Ref) -> dict[str, float]:
     }
 
 
+def _named_colours(out: np.ndarray, region: np.ndarray) -> list[np.ndarray]:
+    """(H, W) bool per named colour (COLORS order): the pixels of `region` that have it."""
+    return [region & (_dist(out, np.asarray(rgb)) < COLOR_TOL) for rgb in COLORS.values()]
+
+
+def _shape_fits(blob: np.ndarray) -> list[float]:
+    """Per shape (SHAPES order), how well it fitted to `blob` matches it: IoU .7 -> 0, 1 -> 1 (a circle fits a drawn
+    circle at 1, a square at ~.83 and a triangle at ~.69)."""
+    return [_clip01((_iou(blob, fit_shape(k, blob)) - 0.7) / 0.3) for k in SHAPES]
+
+
 def _structure(out: np.ndarray, ref: _Ref) -> float:
     """Fill's structure: how cleanly the drawn object's silhouette fits the best of the shapes, prompt unread."""
-    drawn = max((ref.M & (_dist(out, np.asarray(rgb)) < COLOR_TOL) for rgb in COLORS.values()), key=np.sum)
+    drawn = max(_named_colours(out, ref.M), key=np.sum)
     if drawn.sum() < 0.1 * ref.sil.sum():
         return 1.0  # nothing (or a few stray pixels) drawn: no geometry to break; text alignment fails it
     return _clip01((max(_iou(drawn, fit_shape(k, drawn)) for k in SHAPES) - 0.75) / 0.2)
@@ -303,7 +314,7 @@ def describe(cond: Condition, image: np.ndarray) -> np.ndarray | None:
     Per named colour, its pixels in the request's region as a share of the requested silhouette's (clipped to 1);
     then, per shape, how well that shape fitted to the most common colour's pixels matches them (IoU .7 -> 0, 1 -> 1;
     0 when nearly nothing is drawn). The region is the mask (fill) or the object's neighbourhood, visible part
-    included (extend). The toy reward model's prior reads these out (`reward.train.PairDiffHead`); no score is
+    included (extend). The toy reward model's prior reads these out (`reward.train.AnswerReadOut`); no score is
     computed from them.
     """
     if cond.task not in DESCRIBED_TASKS or cond.meta.get("target_object") is None:
@@ -312,11 +323,9 @@ def describe(cond: Condition, image: np.ndarray) -> np.ndarray | None:
     out = composite(cond, image)
     region = ref.M if cond.task == "fill" else dilate(ref.sil, int(round(3 * ref.s))) > 0.5
     area = max(1, int((ref.sil & region).sum()))
-    colours = [region & (_dist(out, np.asarray(rgb)) < COLOR_TOL) for rgb in COLORS.values()]
+    colours = _named_colours(out, region)
     drawn = max(colours, key=np.sum)
-    fits = [0.0] * len(SHAPES)
-    if drawn.sum() >= 0.1 * area:  # a circle fits a drawn circle at 1, a square at ~.83 and a triangle at ~.69
-        fits = [_clip01((_iou(drawn, fit_shape(k, drawn)) - 0.7) / 0.3) for k in SHAPES]
+    fits = _shape_fits(drawn) if drawn.sum() >= 0.1 * area else [0.0] * len(SHAPES)
     return np.asarray([min(1.0, c.sum() / area) for c in colours] + fits, dtype=np.float32)
 
 
@@ -341,7 +350,7 @@ def describe_cells(image: np.ndarray, cell: int, min_px: int = 20) -> np.ndarray
             blob = labels == i
             if blob.sum() < min_px:
                 continue
-            fits = [_clip01((_iou(blob, fit_shape(sh, blob)) - 0.7) / 0.3) for sh in SHAPES]
+            fits = _shape_fits(blob)
             covered = blob[: gh * cell, : gw * cell].reshape(gh, cell, gw, cell).sum((1, 3)) >= cell * cell / 40
             out[covered, k] = 1.0
             out[covered, len(COLORS) :] = np.maximum(out[covered, len(COLORS) :], fits)
