@@ -178,3 +178,23 @@ def test_describe_cells_marks_each_blob_where_it_is(conds):
                 assert int(np.argmax(cells[main, n:])) == SHAPES.index(obj["shape"]), (obj, cells[main])
         empty = (seg > 0).reshape(4, 16, 4, 16).sum((1, 3)).reshape(16) == 0
         assert not cells[empty].any()  # no object there, nothing marked
+
+
+def test_extend_text_alignment_is_graded_below_the_usable_bar_and_strict_at_it(conds):
+    # the requested object drawn smaller (same shape, colour and centre): an attempt that gets part of the silhouette
+    # right scores above nothing and below the usable bar, and a smaller one less on average (the old cliff at
+    # IoU' .85 gave all of these 0)
+    from onereward.toyworld.scene import render
+
+    def drawn(c, scale: float) -> float:
+        scene = c.meta["scene"]
+        objs = [dict(o, r=o["r"] * scale) if o["id"] == c.meta["target_object"] else o for o in scene["objects"]]
+        return score(c, render({**scene, "objects": objs})[0])["text_alignment"]
+
+    bar = THRESHOLDS["extend"]["text_alignment"]
+    cs = conds["extend"][:20]
+    full, part, less = (np.array([drawn(c, k) for c in cs]) for k in (1.0, 0.7, 0.6))
+    nothing = [score(c, VARIANTS["background only"](c, np.random.default_rng(0)))["text_alignment"] for c in cs]
+    assert (full >= bar).all() and not any(nothing)
+    assert (part < bar).all() and np.mean((part > 0) & (part < 0.5)) >= 0.75
+    assert part.mean() > less.mean() > 0
