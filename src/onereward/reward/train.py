@@ -60,6 +60,18 @@ that demo's model without it): fill text alignment 60.5 -> 63.8, fill structure 
 preferences (200 s): 1 (that demo) 62.2 / 69.6, 3: 67.1 / 69.6, 10: 69.6 / 70.3 (fill text alignment / structure),
 every other cell but extend text alignment (14 pairs) at the paper in all three; hence 10. Still below the paper:
 shape perception is what the fill cells wait on.
+Where it fails, measured on the demo at 47d9eca (its preferences, held-out pairs unless said, seed 0): the fill cells
+mix text rendering (text alignment 70%, structure 84%) with object fill, which is at chance (50%, 48%) and is not
+even fitted on its TRAINING pairs (winner-first P(Yes) > .5 on 62% / 42%). The information is there: a logistic
+regression on describe(winner) - describe(loser), crossed with the prompt's descriptor, scores 97% held out on both.
+The vision tower half has it: CellReadOut's predictions on candidates correlate with describe_cells at .94-.99 for
+the colours but .31-.77 for the shapes (triangle lowest). The language model does not: AnswerReadOut's `diff` at
+weight 1 predicts nothing (its error equals the targets' variance, on training pairs too); at weight 100 it learns
+the colour differences (r .65-.86) but not the shapes (.02-.32). Variants retrained on those preferences (200 s;
+fill text alignment / fill structure / extend text alignment / removal; the demo's own: 60.5 / 65.9 / 50.0 / 85.4):
+400 s 62.1 / 71.2 / 66.7 / 86.1; cell_loss 30 62.9 / 66.7 / 45.3 / 81.0; answer_loss 10 62.5 / 68.9 / 52.0 / 85.4;
+answer_loss 100 62.1 / 63.3 / 52.7 / 79.1; `diff` read from the last layer instead (answer_loss 10) 63.3 / 58.7 /
+54.0 / 74.7. Only time moved a cell past noise (n = 75-132 a cell: +-4-6 points).
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
