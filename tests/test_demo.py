@@ -62,11 +62,14 @@ def test_results_json_has_every_field_from_the_stages(run_dir):
         assert (run_dir / results["models"][name]).is_dir(), name
 
 
-def test_report_and_image_grids_are_written(run_dir):
+def test_report_image_grids_and_rl_curves_are_written(run_dir):
     assert "<html" in (run_dir / "report.html").read_text()
     assert sorted(p.name for p in (run_dir / "figures").glob("*.png")) == [
         "grid_extend_removal.png",
         "grid_fill_text.png",
+        "rl_reward_onereward.png",
+        "rl_reward_onereward_dynamic.png",
+        "rl_usability.png",
     ]
 
 

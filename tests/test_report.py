@@ -12,7 +12,18 @@ from PIL import Image
 
 from onereward.errors import UserError
 from onereward.eval.commands import report
-from onereward.eval.report import CAPTION_H, FIGURES, GAP_PX, GREY, HEADER_H, TILE_PX, grid_figure, write_report
+from onereward.eval.report import (
+    CAPTION_H,
+    FIGURES,
+    GAP_PX,
+    GREY,
+    HEADER_H,
+    REWARD_FIGURE,
+    TILE_PX,
+    USABILITY_FIGURE,
+    grid_figure,
+    write_report,
+)
 from onereward.io import save_image, save_json
 
 CHROMIUM = os.environ.get("ONEREWARD_CHROMIUM", "/usr/bin/chromium")
@@ -148,11 +159,16 @@ def test_figures_are_pngs_with_a_row_per_item_and_a_column_per_model(tmp_path, c
     out = tmp_path / "figs"
     report(run, tmp_path / "r.html", figures=out)
     printed = capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == sorted(FIGURES)  # no temporary file left behind
-    for name in FIGURES:
+    curves = [USABILITY_FIGURE, REWARD_FIGURE.format(model="onereward")]  # the run's one RL log
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FIGURES, *curves])  # no temporary file left behind
+    for name in [*FIGURES, *curves]:
         assert str(out / name) in printed
         with Image.open(out / name) as img:
-            assert img.format == "PNG" and img.width > 4 * TILE_PX
+            assert img.format == "PNG" and img.width > (4 * TILE_PX if name in FIGURES else 200)
+    # a run without RL logs gets the grids alone
+    (run / "rl" / "onereward" / "log.jsonl").unlink()
+    report(run, tmp_path / "r2.html", figures=tmp_path / "figs2")
+    assert sorted(p.name for p in (tmp_path / "figs2").iterdir()) == sorted(FIGURES)
 
     # rows: one per item shown (a task without items gets one "not run" row); the header row on top
     one, two = grid_figure(run, ["fill"], per_task=1), grid_figure(run, ["fill"], per_task=3)

@@ -150,6 +150,27 @@ def test_reward_model_beats_chance_on_held_out_pairs(tmp_path):
     assert cell["two_order"] > 0.6, cell
 
 
+# --- the toy prior's auxiliary pool ---
+
+
+def test_auxiliary_pool_is_the_same_built_in_one_process_or_two(tmp_path):
+    from dataclasses import fields
+
+    from onereward.reward.aux_pairs import build_aux_pool, read_candidates
+    from onereward.reward.train import load_bank
+
+    prefs = tmp_path / "prefs"
+    toy_prefs(prefs, ("fill", "text", "extend", "removal"), 4, ("GT", "untouched", "grey"))
+    rows = read_candidates(prefs)
+    bank, index = load_bank(prefs, [p for r in rows for p in r["candidates"]])
+    train_conds = {r["condition"] for r in rows[1:]}  # one condition held out
+    one, two = (build_aux_pool(prefs, train_conds, index, bank, workers=w) for w in (1, 2))
+    assert len(one.first) > 100 and set(one.conditions) == train_conds
+    for f in fields(one):
+        a, b = getattr(one, f.name), getattr(two, f.name)
+        assert np.array_equal(a, b, equal_nan=True) if isinstance(a, np.ndarray) else a == b, f.name
+
+
 # --- resume after a real kill ---
 
 

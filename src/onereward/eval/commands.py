@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from onereward.eval.report import FIGURES, check_figures_dir, write_figures, write_report
+from onereward.eval.report import FIGURES, USABILITY_FIGURE, check_figures_dir, write_figures, write_report
 
 
 def report(
@@ -16,7 +16,9 @@ def report(
     figures: Annotated[
         Path | None,
         typer.Option(
-            "--figures", help=f"also write the image grids as PNG files into this folder: {', '.join(FIGURES)}"
+            "--figures",
+            help=f"also write the image grids and RL curves as PNG files into this folder: {', '.join(FIGURES)},"
+            f" {USABILITY_FIGURE} and rl_reward_<run>.png per RL run",
         ),
     ] = None,
 ) -> Path:

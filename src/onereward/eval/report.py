@@ -9,7 +9,7 @@ Read from a run folder, every piece optional except results.json (schema in oner
                                                 scores are printed under each image
 A piece that is missing shows as "not run"; nothing is invented.
 
-`write_figures` also draws the image grids as PNG files a README can show (same items, same columns, same rule).
+`write_figures` also draws the image grids and the RL curves as PNG files a README can show (the same figures).
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ FIGURES = {
     "grid_extend_removal.png": ("extend", "extend_noprompt", "removal"),
 }
 FIGURE_ITEMS_PER_TASK = 3
+USABILITY_FIGURE = "rl_usability.png"  # write_figures: the usability curves of every RL run
+REWARD_FIGURE = "rl_reward_{model}.png"  # ... and each run's loss and reward curves
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; padding: 0 1em; }
@@ -208,30 +210,34 @@ def _header(results: Mapping, run_dir: Path) -> str:
 
 
 def _curves_section(run_dir: Path) -> str:
-    logs = sorted(p for p in (run_dir / "rl").glob("*/log.jsonl") if p.is_file())
+    logs = rl_logs(run_dir)
     if not logs:
         return _missing("not run (no rl/<model>/log.jsonl)")
     out = [
         '<p class="warn">The training reward rises even in runs whose images are ruined (PILOT.md 9); '
         "judge RL by the usability curves and the held-out tables above, never by the reward alone.</p>"
     ]
-    per_model = {}
-    for log in logs:
-        rows, bad = read_log(log)
-        per_model[log.parent.name] = rows
+    per_model = {name: rows for name, (rows, _) in logs.items()}
+    for name, (rows, bad) in logs.items():
         note = f" ({bad} unreadable line{'s' * (bad != 1)} skipped)" if bad else ""
-        name = log.parent.name
         out.append(f"<h3>{_e(name)}: reward{_e(note)}</h3>")
-        fig = _reward_figure(name, rows)
-        out.append(f'<img class="curve" alt="reward curves of {_e(name)}" src="{fig}">' if fig else _missing())
+        fig = reward_figure(name, rows)
+        alt = f"reward curves of {_e(name)}"
+        out.append(f'<img class="curve" alt="{alt}" src="{_figure_uri(fig)}">' if fig else _missing())
     out.append("<h3>Usability during RL</h3>")
-    fig = _usability_figure(per_model)
-    out.append(f'<img class="curve" alt="usability during RL" src="{fig}">' if fig else _missing())
+    fig = usability_figure(per_model)
+    out.append(f'<img class="curve" alt="usability during RL" src="{_figure_uri(fig)}">' if fig else _missing())
     return "\n".join(out)
 
 
-def _reward_figure(model: str, rows: list[dict]) -> str | None:
-    """Loss and one panel per task with its reward/<task>/<dim> curves, as a PNG data URI; None if nothing to plot."""
+def rl_logs(run_dir: Path) -> dict[str, tuple[list[dict], int]]:
+    """{model: (rows of rl/<model>/log.jsonl, how many unreadable lines were left out)}, by model name."""
+    logs = sorted(p for p in (run_dir / "rl").glob("*/log.jsonl") if p.is_file())
+    return {log.parent.name: read_log(log) for log in logs}
+
+
+def reward_figure(model: str, rows: list[dict]) -> Figure | None:
+    """Loss and one panel per task with its reward/<task>/<dim> curves; None if nothing to plot."""
     keys = sorted({k for r in rows for k in r if k.startswith("reward/")})
     panels = [("loss", ["loss"])] if _series(rows, "loss")[0] else []
     panels += [(t, [k for k in keys if k.split("/")[1] == t]) for t in TASK_NAMES]
@@ -248,10 +254,11 @@ def _reward_figure(model: str, rows: list[dict]) -> str | None:
         if title != "loss":
             ax.legend(fontsize=6)
     fig.suptitle(f"{model}: loss and reward P(Yes) vs reference", fontsize=10)
-    return _figure_uri(fig)
+    return fig
 
 
-def _usability_figure(per_model: dict[str, list[dict]]) -> str | None:
+def usability_figure(per_model: dict[str, list[dict]]) -> Figure | None:
+    """One panel per task: the held-out usability curve of every RL run; None if nothing to plot."""
     tasks = [t for t in TASK_NAMES if any(_series(rows, f"usability/{t}")[0] for rows in per_model.values())]
     if not tasks:
         return None
@@ -266,7 +273,8 @@ def _usability_figure(per_model: dict[str, list[dict]]) -> str | None:
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6)
-    return _figure_uri(fig)
+    fig.suptitle("oracle usability on the held-out val conditions during RL", fontsize=10)
+    return fig
 
 
 def _grid_models(eval_dir: Path) -> list[str]:
@@ -511,7 +519,8 @@ def check_figures_dir(out_dir: Path) -> None:
 
 
 def write_figures(run_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """Write the FIGURES grids into out_dir (created when missing), each atomically; return their paths."""
+    """Write the FIGURES grids and, for a run with RL logs, the RL curves (USABILITY_FIGURE, one REWARD_FIGURE per
+    run) into out_dir (created when missing), each atomically; return their paths."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such folder; give the folder of a run (e.g. runs/demo)")
@@ -524,4 +533,10 @@ def write_figures(run_dir: str | Path, out_dir: str | Path) -> list[Path]:
     for name, tasks in FIGURES.items():
         fig = grid_figure(run_dir, tasks)
         paths.append(atomic_write(out_dir / name, lambda tmp, fig=fig: fig.save(tmp, format="PNG", optimize=True)))
+    per_model = {name: rows for name, (rows, _) in rl_logs(run_dir).items()}
+    curves = [(USABILITY_FIGURE, usability_figure(per_model))]
+    curves += [(REWARD_FIGURE.format(model=m), reward_figure(m, rows)) for m, rows in per_model.items()]
+    for name, fig in curves:
+        if fig is not None:
+            paths.append(atomic_write(out_dir / name, lambda tmp, fig=fig: FigureCanvasAgg(fig).print_png(tmp)))
     return paths

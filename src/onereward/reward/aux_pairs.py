@@ -182,9 +182,74 @@ class AuxPool:
     cells: np.ndarray  # (len(bank) + M, cells, DESCRIPTOR_SIZE) float32: oracle.describe_cells of the same images
 
 
+def _executor(workers: int):
+    """A process pool of `workers` (spawned: forking a process that already runs torch's threads can hang), or a
+    null context when one process does it all."""
+    import contextlib
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    if workers <= 1:
+        return contextlib.nullcontext(None)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 def read_candidates(prefs_dir: str | Path) -> list[dict]:
     path = Path(prefs_dir) / "candidates.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _condition_items(job: tuple) -> dict:
+    """One training condition's share of the pool (run in a worker process or in this one).
+
+    job: (candidates.jsonl row, its candidates (N, 3, H, W) uint8, margin, seed, cell). Images are numbered locally:
+    0..N-1 the candidates, N.. the synthetic variants in `synth` order; the caller maps them into the bank. The
+    condition's own generator, seeded by (seed, its task and index), makes the result the same in any process.
+    """
+    from onereward.toyworld import make_condition
+    from onereward.toyworld.oracle import describe, describe_cells, score
+
+    r, cands_u8, margin, seed, cell = job
+    rng = np.random.default_rng([seed, 7, TASK_NAMES.index(r["task"]), int(r["index"])])
+    cond = make_condition(r["task"], int(r["item_seed"]), int(r["size"]))
+    dims = TASKS[r["task"]].dimensions
+    cands = np.moveaxis(cands_u8, 1, -1).astype(np.float32) / 255.0  # (N, H, W, 3)
+    pool = [q.astype(np.float32) for q in cands]  # (H, W, 3) each, on the 8-bit grid
+    synth = []
+    twin = sibling(cond, rng)
+    extra = [] if twin is None else [("sibling gt", _composite(cond, twin.target))]
+    for _, img in synthetic_variants(cond, cands, rng) + extra:
+        q = (np.round(np.clip(img, 0, 1) * 255) / 255.0).astype(np.float32)  # scored as stored: 8 bits
+        synth.append(quantise_u8(q))
+        pool.append(q)
+    described = {}  # local index -> (describe, describe_cells)
+    for k, q in enumerate(pool):
+        if (d := describe(cond, q)) is not None:
+            described[k] = (d, describe_cells(q, cell))
+    items = []  # ((local first, local second), labels (4,), strength, under the sibling's request, user prompt)
+    img_scores = []
+    for view in [cond] if twin is None else [cond, twin]:  # each request orders the same pool its own way
+        if view is cond:  # the candidates' scores come from the annotator's oracle call, the rest from ours
+            S = [[s[d] for d in dims] for s in r["scores"]]
+            S += [[v[d] for d in dims] for v in (score(view, q) for q in pool[len(cands) :])]
+        else:
+            S = [[v[d] for d in dims] for v in (score(view, q) for q in pool)]
+        S = np.asarray(S, dtype=np.float32)  # (V, D)
+        if view is cond:  # per-image scores under the condition's own request, for the image-score head
+            img_scores = [np.pad(S[k], (0, 4 - len(dims)), constant_values=np.nan) for k in range(len(cands), len(S))]
+        user_prompt = view.prompt if TASKS[r["task"]].uses_prompt else None
+        for i in range(len(pool)):
+            for j in range(i + 1, len(pool)):
+                gap = S[i] - S[j]  # (D,)
+                lab = np.where(np.abs(gap) >= margin, np.sign(gap), 0).astype(np.int8)
+                if not lab.any():
+                    continue
+                flip = rng.random() < 0.5  # which image is "first" carries no information
+                row = np.zeros(4, dtype=np.int8)
+                row[: len(dims)] = -lab if flip else lab
+                pair = (j, i) if flip else (i, j)
+                items.append((pair, row, float(np.abs(gap).max()), view is not cond, user_prompt))
+    return {"synth": synth, "described": described, "items": items, "img_scores": img_scores}
 
 
 def build_aux_pool(
@@ -197,6 +262,7 @@ def build_aux_pool(
     progress: bool = False,
     per_task: int = 0,
     cell: int = 16,
+    workers: int = 1,
 ) -> AuxPool:
     """Auxiliary items from the TRAINING conditions of a `onereward collect` folder.
 
@@ -204,12 +270,13 @@ def build_aux_pool(
     images; candidate images are referred to there. Synthetic variants get indices len(bank) + row of `images`.
     per_task > 0 uses at most that many training conditions per task (a seeded choice): scoring the variants with
     the oracle is the slow part (~1 ms an image), and a few hundred scenes per task already cover the toy world.
-    cell: the reward model's merged-token side in pixels (describe_cells' grid).
+    cell: the reward model's merged-token side in pixels (describe_cells' grid). workers > 1 spreads the conditions
+    over that many processes (the oracle is numpy and OpenCV on one core): the same pool, in about 1 / workers of
+    the time.
     """
     from tqdm import tqdm
 
-    from onereward.toyworld import make_condition
-    from onereward.toyworld.oracle import DESCRIPTOR_SIZE, describe, describe_cells, score
+    from onereward.toyworld.oracle import DESCRIPTOR_SIZE
 
     rows = [r for r in read_candidates(prefs_dir) if r["condition"] in train_conditions]
     rng = np.random.default_rng([seed, 7])
@@ -219,6 +286,7 @@ def build_aux_pool(
             mine = [r for r in rows if r["task"] == task]
             keep += [mine[i] for i in sorted(rng.permutation(len(mine))[:per_task])]
         rows = keep
+    jobs = ((r, bank[[bank_index[p] for p in r["candidates"]]], margin, seed, cell) for r in rows)
     synth: list[np.ndarray] = []
     tasks, prompts, conds = [], [], []
     first, second, labels, strength, is_twin = [], [], [], [], []
@@ -226,53 +294,26 @@ def build_aux_pool(
     descriptors: dict[int, np.ndarray] = {}  # bank-plus-images index -> describe(cond, image)
     cell_maps: dict[int, np.ndarray] = {}  # ... -> describe_cells(image), for the same images
     base = len(bank)
-    for r in tqdm(rows, desc="auxiliary pairs", disable=not progress):
-        cond = make_condition(r["task"], int(r["item_seed"]), int(r["size"]))
-        dims = TASKS[r["task"]].dimensions
-        idx = [bank_index[p] for p in r["candidates"]]
-        cands = np.moveaxis(bank[idx], 1, -1).astype(np.float32) / 255.0  # (N, H, W, 3)
-        pool = [q.astype(np.float32) for q in cands]  # (H, W, 3) each, on the 8-bit grid
-        twin = sibling(cond, rng)
-        extra = [] if twin is None else [("sibling gt", _composite(cond, twin.target))]
-        for _, img in synthetic_variants(cond, cands, rng) + extra:
-            q = (np.round(np.clip(img, 0, 1) * 255) / 255.0).astype(np.float32)  # scored as stored: 8 bits
-            idx.append(base + len(synth))
-            synth.append(quantise_u8(q))
-            pool.append(q)
-        for k, q in zip(idx, pool, strict=True):
-            if (d := describe(cond, q)) is not None:
-                descriptors[k] = d
-                cell_maps[k] = describe_cells(q, cell)
-        for view in [cond] if twin is None else [cond, twin]:  # each request orders the same pool its own way
-            if view is cond:  # the candidates' scores come from the annotator's oracle call, the rest from ours
-                S = [[s[d] for d in dims] for s in r["scores"]]
-                S += [[v[d] for d in dims] for v in (score(view, q) for q in pool[len(cands) :])]
-            else:
-                S = [[v[d] for d in dims] for v in (score(view, q) for q in pool)]
-            S = np.asarray(S, dtype=np.float32)  # (V, D)
-            if view is cond:  # per-image scores under the condition's own request, for the image-score head
-                for k in range(len(cands), len(idx)):
-                    img_scores.append(np.pad(S[k], (0, 4 - len(dims)), constant_values=np.nan))
-                    img_tasks.append(TASK_NAMES.index(r["task"]))
-            user_prompt = view.prompt if TASKS[r["task"]].uses_prompt else None
-            for i in range(len(idx)):
-                for j in range(i + 1, len(idx)):
-                    gap = S[i] - S[j]  # (D,)
-                    lab = np.where(np.abs(gap) >= margin, np.sign(gap), 0).astype(np.int8)
-                    if not lab.any():
-                        continue
-                    flip = rng.random() < 0.5  # which image is "first" carries no information
-                    a, b = (idx[j], idx[i]) if flip else (idx[i], idx[j])
-                    row = np.zeros(4, dtype=np.int8)
-                    row[: len(dims)] = -lab if flip else lab
-                    first.append(a)
-                    second.append(b)
-                    labels.append(row)
-                    strength.append(float(np.abs(gap).max()))
-                    is_twin.append(view is not cond)
-                    tasks.append(r["task"])
-                    prompts.append(user_prompt)
-                    conds.append(r["condition"])
+    with _executor(workers) as ex:
+        results = ex.map(_condition_items, jobs, chunksize=8) if ex else map(_condition_items, jobs)
+        done = tqdm(zip(rows, results, strict=True), total=len(rows), desc="auxiliary pairs", disable=not progress)
+        for r, got in done:
+            # local image numbers -> the trainer's bank (candidates) or base + row of `images` (variants)
+            idx = [bank_index[p] for p in r["candidates"]] + [base + len(synth) + k for k in range(len(got["synth"]))]
+            synth += got["synth"]
+            for k, (d, c) in got["described"].items():
+                descriptors[idx[k]], cell_maps[idx[k]] = d, c
+            img_scores += got["img_scores"]
+            img_tasks += [TASK_NAMES.index(r["task"])] * len(got["img_scores"])
+            for (i, j), row, gap, twin, prompt in got["items"]:
+                first.append(idx[i])
+                second.append(idx[j])
+                labels.append(row)
+                strength.append(gap)
+                is_twin.append(twin)
+                tasks.append(r["task"])
+                prompts.append(prompt)
+                conds.append(r["condition"])
     images = np.stack(synth) if synth else np.zeros((0, *bank.shape[1:]), dtype=np.uint8)
     desc = np.full((base + len(images), DESCRIPTOR_SIZE), np.nan, dtype=np.float32)
     for k, d in descriptors.items():

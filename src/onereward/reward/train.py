@@ -695,8 +695,9 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         from onereward.reward.tiny import MERGE, PATCH
 
         pool = build_aux_pool(
-            prefs, train_conds, index, bank_np, cfg.aux_margin, cfg.seed, progress, cfg.aux_conditions, PATCH * MERGE
-        )
+            prefs, train_conds, index, bank_np, cfg.aux_margin, cfg.seed, progress, cfg.aux_conditions, PATCH * MERGE,
+            workers=threads,
+        )  # fmt: skip
         held = {r["condition"] for r in held_rows}
         assert not held & set(pool.conditions), "an auxiliary pair came from a held-out condition"
         aux = Items(
