@@ -33,35 +33,44 @@ from onereward.errors import UserError
 from onereward.tasks import FAMILIES, TASKS, family_dimensions
 
 
+def _p_yes_batches(rm, bank: torch.Tensor, items, idx: np.ndarray, task: str, prompts: list, batch_size: int):
+    """P(Yes) of items[idx] (first, second) on all of `task`'s dimensions, `batch_size` pairs a call -> (len(idx), D).
+
+    prompts: one per row of idx. Swapped orders are the caller's business (it passes them as rows).
+    """
+    from onereward.reward.train import to_images
+
+    out = []
+    for s in range(0, len(idx), batch_size):
+        part = idx[s : s + batch_size]
+        first = to_images(bank, items.first[part], rm.device)  # (b, 3, H, W)
+        second = to_images(bank, items.second[part], rm.device)  # (b, 3, H, W)
+        out.append(rm.p_yes(first, second, task, TASKS[task].dimensions, prompts[s : s + batch_size]))
+    return torch.cat(out) if out else torch.zeros(0, len(TASKS[task].dimensions))
+
+
+def _swapped(items):
+    """The same items with first and second exchanged."""
+    return type(items)(items.tasks, items.prompts, items.second, items.first, items.labels)
+
+
 @torch.no_grad()
 def judge_pairs(rm, bank: torch.Tensor, items, tasks: list[str], dims: list[str], batch_size: int = 64) -> list[dict]:
     """P(Yes) of each (winner, loser) pair in both orders on its dimension -> pair rows for eval.metrics.
 
     bank: (N, 3, H, W) uint8 images; items: `train.Items` with the winner first; tasks/dims: per item.
     """
-    from onereward.reward.train import to_images
-
     was_training = rm.model.training
     rm.model.eval()
     out: list[dict | None] = [None] * len(items)
     for task in dict.fromkeys(tasks):
         idx = np.asarray([i for i, t in enumerate(tasks) if t == task])
-        all_dims = TASKS[task].dimensions
-        for s in range(0, len(idx), batch_size):
-            part = idx[s : s + batch_size]
-            w = to_images(bank, items.first[part], rm.device)  # (b, 3, H, W) winners
-            lo = to_images(bank, items.second[part], rm.device)  # (b, 3, H, W) losers
-            prompts = [items.prompts[i] for i in part]
-            p = rm.p_yes(torch.cat([w, lo]), torch.cat([lo, w]), task, all_dims, prompts * 2)  # (2b, D)
-            b = len(part)
-            for k, i in enumerate(part):
-                d = all_dims.index(dims[i])
-                out[i] = {
-                    "task": task,
-                    "dimension": dims[i],
-                    "p_yes_wl": float(p[k, d]),
-                    "p_yes_lw": float(p[b + k, d]),
-                }
+        prompts = [items.prompts[i] for i in idx]
+        wl = _p_yes_batches(rm, bank, items, idx, task, prompts, batch_size)  # (n, D) winner first
+        lw = _p_yes_batches(rm, bank, _swapped(items), idx, task, prompts, batch_size)  # (n, D) loser first
+        for k, i in enumerate(idx):
+            d = TASKS[task].dimensions.index(dims[i])
+            out[i] = {"task": task, "dimension": dims[i], "p_yes_wl": float(wl[k, d]), "p_yes_lw": float(lw[k, d])}
     rm.model.train(was_training)
     return out
 
@@ -75,8 +84,6 @@ def prompt_sensitivity(rm, bank: torch.Tensor, items, tasks: list[str], dims: li
     with two different prompts. The other prompt is drawn from the same rows' distinct prompts (seeded), so this
     works on any data.
     """
-    from onereward.reward.train import to_images
-
     was_training = rm.model.training
     rm.model.eval()
     rng = np.random.default_rng([seed, 11])
@@ -93,15 +100,10 @@ def prompt_sensitivity(rm, bank: torch.Tensor, items, tasks: list[str], dims: li
         pos = {p: k for k, p in enumerate(unique)}
         draws = rng.integers(len(unique) - 1, size=len(prompts))
         other = [unique[k + (k >= pos[p])] for p, k in zip(prompts, draws, strict=True)]
-        all_dims = TASKS[task].dimensions
-        d = all_dims.index("text_alignment")
-        for s in range(0, len(idx), batch_size):
-            part = idx[s : s + batch_size]
-            w = to_images(bank, items.first[part], rm.device)  # (b, 3, H, W) winners
-            lo = to_images(bank, items.second[part], rm.device)  # (b, 3, H, W) losers
-            own = rm.p_yes(w, lo, task, all_dims, prompts[s : s + batch_size])[:, d]  # (b,)
-            swapped = rm.p_yes(w, lo, task, all_dims, other[s : s + batch_size])[:, d]  # (b,)
-            diffs.setdefault(TASKS[task].family, []).extend((own - swapped).abs().tolist())
+        d = TASKS[task].dimensions.index("text_alignment")
+        own = _p_yes_batches(rm, bank, items, idx, task, prompts, batch_size)[:, d]  # (n,)
+        swapped = _p_yes_batches(rm, bank, items, idx, task, other, batch_size)[:, d]  # (n,)
+        diffs.setdefault(TASKS[task].family, []).extend((own - swapped).abs().tolist())
     rm.model.train(was_training)
     return {f: (float(np.mean(diffs[f])) if f in diffs else None) for f in FAMILIES}
 
