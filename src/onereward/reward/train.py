@@ -724,9 +724,10 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     if use_aux and cfg.cell_loss > 0 and not cfg.base:
         cells = torch.from_numpy(pool.cells)
 
-    def prompt_descriptor(prompt: str | None) -> np.ndarray:
-        d = describe_prompt(prompt)
-        return np.full(DESCRIPTOR_SIZE, np.nan, dtype=np.float32) if d is None else d
+    # each distinct prompt's describe_prompt() row, once (NaN where it names no object), for AnswerReadOut
+    no_object = np.full(DESCRIPTOR_SIZE, np.nan, dtype=np.float32)
+    all_prompts = {*real.prompts, *(aux.prompts if aux is not None else [])}
+    prompt_rows = {p: no_object if (d := describe_prompt(p)) is None else d for p in all_prompts}
 
     sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling=sibling,
                       prompt_start=cfg.prompt_start, strength=strength, easy_gap=cfg.easy_gap,
@@ -816,7 +817,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             objective = objective + cfg.cell_loss * cell_loss
         if "answer" in heads:  # toy prior: the pair's difference and the prompt (NaN targets outside fill / extend)
             first_d, second_d = (descriptors[torch.as_tensor(r)].to(acc.device) for r in (items.first, items.second))
-            prompt_d = torch.from_numpy(np.stack([prompt_descriptor(p) for p in items.prompts])).to(acc.device)
+            prompt_d = torch.from_numpy(np.stack([prompt_rows[p] for p in items.prompts])).to(acc.device)
             answer_loss = heads["answer"].loss(b, dims, first_d, second_d, prompt_d)
             objective = objective + cfg.answer_loss * answer_loss
 
