@@ -9,6 +9,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from onereward.reward.inputs import PixelSpec, QueryTokenizer, pair_pixel_values, pixel_values
+from onereward.reward.model import rope_positions
 from onereward.reward.processor import ImageOnlyQwen2_5_VLProcessor
 from onereward.reward.templates import query_messages
 from onereward.reward.tiny import QWEN2_VL_CHAT_TEMPLATE, build_tokenizer, qwen25_vl_7b_config
@@ -123,7 +124,23 @@ def test_input_building_on_the_7b_config_meta_device():
     assert int(types[0].sum()) == 2 * 256
     pos, _ = model.model.get_rope_index(ids, types, grid.repeat_interleave(4, dim=0), attention_mask=mask)
     assert pos.shape == (3, 8, ids.shape[1])
+    assert torch.equal(rope_positions(model.model, ids, types, grid.repeat_interleave(4, dim=0), mask), pos)
     p = tokens.prefix_ids.shape[0]
     # the suffix's text positions continue after the second image's 16 x 16 grid of merged tokens
     assert pos[:, 0, p].tolist() == [pos[0, 0, p - 1].item() + 1] * 3
     assert int(pos[0, 0, p - 1]) - int(pos[0, 0, p - 2 - 256]) == 16 + 1  # 2nd image spans 16 positions
+
+
+def test_rope_positions_per_layout_equal_hf_per_row(proc, tiny_rm_dir):
+    """The prefix path asks HF for each distinct row layout once; every row must get HF's own positions, also when
+    rows differ only by their images' grid (same token count, other shape) or by their padding."""
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir)
+    tokens = QueryTokenizer(proc)("fill", FILL_DIMS, ["red circle", 'the words "ABC" in blue'], 16)
+    ids, mask, types = tokens.right_padded()  # (8, L): two prompts of different lengths, 4 dimensions each
+    assert len({int(m.sum()) for m in mask}) > 1, "the rows should differ in padding"
+    # 16 merged tokens per image as a 4 x 4 grid (8 x 8 patches) or a 2 x 8 one (4 x 16 patches)
+    grid = torch.tensor([[1, 8, 8]] * 8 + [[1, 4, 16]] * 8)  # (16, 3): sequences 4-7 see the other shape
+    pos = rope_positions(model.model, ids, types, grid, mask)
+    ref, _ = model.model.get_rope_index(ids, types, grid, attention_mask=mask)
+    assert torch.equal(pos, ref)
+    assert not torch.equal(ref[:, 0], ref[:, 4]), "the grids should change the positions"

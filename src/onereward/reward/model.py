@@ -10,10 +10,12 @@ text after differs by dimension (and by prompt, for text_alignment). So, per cal
   2. the cache is repeated D times (row b * D + d) and the B * D right-padded text suffixes run against it;
   3. each row's answer logits are read at its last real token.
 mRoPE positions come from the model's own `get_rope_index` over the full right-padded sequences, sliced into
-prefix and suffix parts, so they are exactly those of a full forward. With image tokens dominating the sequence,
-scoring 4 dimensions costs little more than scoring 1 (bench/reward_prefix.py). `naive=True` runs the full sequence
-once per (pair, dimension) through the plain HF forward (left-padded, as HF batches), for comparison and as the
-reference the tests check the prefix path against.
+prefix and suffix parts, so they are exactly those of a full forward. HF loops over rows in python, and a row's
+positions depend only on its layout (token types, padding, its images' grids), not on its token ids, so
+`rope_positions` asks it once per distinct layout (a few per call, against B * D rows). With image tokens dominating
+the sequence, scoring 4 dimensions costs little more than scoring 1 (bench/reward_prefix.py). `naive=True` runs the
+full sequence once per (pair, dimension) through the plain HF forward (left-padded, as HF batches), for comparison
+and as the reference the tests check the prefix path against.
 """
 
 from __future__ import annotations
@@ -165,8 +167,7 @@ class RewardModel:
         ids, mask, types = q.right_padded()  # (N, L) each, N = B * D, on the CPU
         n, p = ids.shape[0], q.prefix_ids.shape[0]
         seq_grid = grid.repeat_interleave(d, dim=0)  # (2N, 3) two images per sequence
-        # mRoPE positions of the full sequences (a python loop over rows in HF: cheaper on the CPU, no device syncs)
-        pos, _ = vlm.get_rope_index(ids, mm_token_type_ids=types, image_grid_thw=seq_grid, attention_mask=mask)
+        pos = rope_positions(vlm, ids, types, seq_grid, mask)  # (3, N, L), on the CPU: HF's loop syncs per row
         ids, mask, types, pos = (t.to(dev) for t in (ids, mask, types, pos))  # pos (3, N, L)
         # 1. the image prefix, once per pair (rows 0, D, 2D, ... are the pairs' first dimensions)
         out = vlm(
@@ -209,6 +210,27 @@ class RewardModel:
         )
         self.answer_positions = torch.full((ids.shape[0],), ids.shape[1] - 1, device=self.device)  # left padding:
         return self._answer_logits(out.last_hidden_state[:, -1])  # (N, 2) every last token is at -1
+
+
+def rope_positions(
+    vlm, ids: torch.Tensor, types: torch.Tensor, grid: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """`vlm.get_rope_index` positions (3, N, L) of N sequences of two images each, computed for each distinct
+    layout once: the rows that share token types, attention mask and their images' grids share their positions.
+
+    ids, types, mask: (N, L); grid: (2N, 3), rows 2i and 2i + 1 are sequence i's images.
+    """
+    n = ids.shape[0]
+    layout = torch.cat([types, mask, grid.reshape(n, -1)], dim=1)  # (N, 2L + 6)
+    _, inverse = torch.unique(layout, dim=0, return_inverse=True)  # (N,) layout index of each row
+    first = torch.full((int(inverse.max()) + 1,), n).scatter_reduce(0, inverse, torch.arange(n), "amin")  # (U,)
+    pos, _ = vlm.get_rope_index(
+        ids[first],
+        mm_token_type_ids=types[first],
+        image_grid_thw=grid.reshape(n, 2, 3)[first].reshape(-1, 3),
+        attention_mask=mask[first],
+    )  # (3, U, L)
+    return pos[:, inverse]  # (3, N, L)
 
 
 def _check_cache_usable(model: torch.nn.Module) -> None:
