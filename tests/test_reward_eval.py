@@ -13,6 +13,7 @@ from onereward.errors import UserError
 from onereward.eval.tables import validate_results
 from onereward.reward.evaluate import evaluate_reward
 from onereward.reward.train import RewardTrainConfig, train
+from onereward.tasks import TASKS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_reward_train import toy_prefs  # noqa: E402
@@ -50,6 +51,15 @@ def test_accuracy_json_schema(trained):
             total += cell["n"]
     assert total == on_disk["n_pairs"]
     assert set(on_disk["reward_accuracy"]) == {"fill", "extend", "removal"}
+    # per task row: the same pairs, regrouped; a family's n is the sum of its rows'
+    by_task = on_disk["reward_accuracy_by_task"]
+    assert set(by_task) <= {"fill", "text", "extend", "extend_noprompt", "removal"} and by_task
+    for fam, dims in on_disk["reward_accuracy_detail"].items():
+        for dim, cell in dims.items():
+            rows = [by_task[t][dim] for t in by_task if TASKS[t].family == fam and dim in by_task[t]]
+            assert sum(r["n"] for r in rows) == cell["n"]
+            two = sum(r["two_order"] * r["n"] for r in rows) / cell["n"]
+            assert two == pytest.approx(cell["two_order"])
     md = (root / "acc.md").read_text()
     assert "Reward-model accuracy" in md and "83.77" in md  # ours beside the paper's Table 1
 

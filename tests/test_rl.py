@@ -317,6 +317,42 @@ def test_gating_by_task_trains_a_task_only_when_every_dimension_passes(tmp_path)
         cfg.check()
 
 
+def test_gate_prefers_a_task_rows_own_accuracy_when_it_has_enough_pairs(tmp_path):
+    """Table 1 mixes text rendering into fill: a row the judge reads well is trained though its family fails."""
+    acc = tmp_path / "accuracy.json"
+    family = {
+        "fill": {"text_alignment": 0.6, "consistency": 0.9, "structure": 0.65, "aesthetics": 0.8},
+        "extend": {"text_alignment": 0.5, "consistency": 0.9, "structure": 0.9, "aesthetics": 0.9},
+        "removal": {"removal_quality": 0.9},
+    }
+
+    def cell(two_order, n):
+        return {"two_order": two_order, "n": n}
+
+    by_task = {
+        "fill": {"text_alignment": cell(0.5, 70), "consistency": cell(0.9, 70), "structure": cell(0.5, 70)},
+        "text": {
+            "text_alignment": cell(0.72, 63),
+            "consistency": cell(0.95, 65),
+            "structure": cell(0.88, 64),
+            "aesthetics": cell(0.81, 61),
+        },
+        # too few pairs of its own: extend without prompt's aesthetics falls back to the extend family's 0.9
+        "extend_noprompt": {"consistency": cell(0.95, 62), "structure": cell(0.6, 65), "aesthetics": cell(0.2, 12)},
+    }
+    acc.write_text(json.dumps({"reward_accuracy": family, "reward_accuracy_by_task": by_task}))
+    cfg = Config()
+    apply_overrides(cfg, [f"model.reward_accuracy={acc}", "train.min_reward_accuracy=0.7"])
+    gate = {t: k.tolist() for t, k in dimension_gate(cfg).items()}
+    assert gate["text"] == [True] * 4  # its own cells pass; the fill family's text alignment (0.6) would not
+    assert gate["fill"] == [False, True, False, True]  # fill's aesthetics has no row cell: the family's 0.8
+    assert gate["extend_noprompt"] == [True, False, True]  # structure's own 0.6 fails; aesthetics n < 50
+    assert gate["extend"] == [False, True, True, True] and gate["removal"] == [True]
+    cfg.train.gate = "task"
+    gate = {t: k.tolist() for t, k in dimension_gate(cfg).items()}
+    assert gate["text"] == [True] * 4 and gate["fill"] == [False] * 4 and gate["extend_noprompt"] == [False] * 3
+
+
 def test_held_out_curve_starts_at_the_base_and_the_best_candidate_is_released(tiny_fill_dir, tiny_rm, pool, tmp_path):
     cfg = config(tiny_fill_dir, "unused", tmp_path / "run", "log.eval_every=1", "log.eval_size=2")
     out = train(cfg, reward=tiny_rm, pool=pool)

@@ -19,7 +19,7 @@ import numpy as np
 
 from onereward.eval.paper import PAPER_TABLE1, PAPER_USABILITY
 from onereward.eval.tables import markdown_tables
-from onereward.tasks import FAMILIES, TASK_NAMES, family_dimensions, get_task
+from onereward.tasks import FAMILIES, TASK_NAMES, TASKS, family_dimensions, get_task
 
 __all__ = [
     "PAPER_TABLE1",
@@ -166,16 +166,24 @@ def gsb(records_a: Iterable[Record], records_b: Iterable[Record], margin: float 
 # --- reward-model accuracy ---
 
 
-def _pairs_by_cell(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    """(family, dimension) -> [(p_yes_wl, p_yes_lw)], in Table 1 order."""
+def _pairs_by_cell(
+    rows: Iterable[Mapping[str, Any]], by: str = "family"
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """(family, dimension) -> [(p_yes_wl, p_yes_lw)], in Table 1 order; with by="task", (task row, dimension) in the
+    task table's order (text rendering apart from object fill, extend without prompt apart from extend)."""
+    if by not in ("family", "task"):
+        raise ValueError(f"by={by!r}: group pairs by 'family' (Table 1) or 'task' (the task table's rows)")
     cells: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for k, row in enumerate(rows):
         task = get_task(row["task"])
         if row["dimension"] not in task.dimensions:
             raise ValueError(f"pair row {k}: task {task.name!r} is not judged on {row['dimension']!r}")
         p = (_unit(row["p_yes_wl"], f"pair row {k} p_yes_wl"), _unit(row["p_yes_lw"], f"pair row {k} p_yes_lw"))
-        cells.setdefault((task.family, row["dimension"]), []).append(p)
-    order = [(f, d) for f in FAMILIES for d in family_dimensions(f)]
+        cells.setdefault((task.family if by == "family" else task.name, row["dimension"]), []).append(p)
+    if by == "family":
+        order = [(f, d) for f in FAMILIES for d in family_dimensions(f)]
+    else:
+        order = [(t, d) for t in TASK_NAMES for d in TASKS[t].dimensions]
     return {key: cells[key] for key in order if key in cells}
 
 
@@ -186,8 +194,11 @@ def _nest(flat: dict[tuple[str, str], Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def pairwise_accuracy(rows: Iterable[Mapping[str, Any]], bias_gap: float = BIAS_GAP) -> dict[str, dict[str, dict]]:
-    """Reward-model accuracy on held-out (winner, loser) pairs, per task family and dimension (the paper's Table 1).
+def pairwise_accuracy(
+    rows: Iterable[Mapping[str, Any]], bias_gap: float = BIAS_GAP, by: str = "family"
+) -> dict[str, dict[str, dict]]:
+    """Reward-model accuracy on held-out (winner, loser) pairs, per task family and dimension (the paper's Table 1),
+    or per task row and dimension with by="task".
 
     two_order: mean over pairs of ([p_wl > .5] + [p_lw < .5]) / 2, the correctness over both orders (PILOT.md 8).
     one_order: mean of [p_wl > .5] alone. A judge that always answers Yes scores 1.0 one-order and 0.5 two-order,
@@ -195,7 +206,7 @@ def pairwise_accuracy(rows: Iterable[Mapping[str, Any]], bias_gap: float = BIAS_
     orders. n is the number of pairs in the cell.
     """
     out = {}
-    for key, ps in _pairs_by_cell(rows).items():
+    for key, ps in _pairs_by_cell(rows, by).items():
         wl = np.array([p[0] for p in ps])
         lw = np.array([p[1] for p in ps])
         one = float(np.mean(wl > 0.5))
@@ -209,12 +220,16 @@ def pairwise_accuracy(rows: Iterable[Mapping[str, Any]], bias_gap: float = BIAS_
     return _nest(out)
 
 
-def position_consistency(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """Share of pairs whose answer flips when the order is swapped, (p_wl > .5) != (p_lw > .5), per family/dimension.
+def position_consistency(rows: Iterable[Mapping[str, Any]], by: str = "family") -> dict[str, dict[str, float]]:
+    """Share of pairs whose answer flips when the order is swapped, (p_wl > .5) != (p_lw > .5), per family (or task
+    row, by="task") and dimension.
 
     A consistent judge says Yes in one order and No in the other (right or wrong); a position-biased one gives the
     same answer in both.
     """
     return _nest(
-        {key: float(np.mean([(wl > 0.5) != (lw > 0.5) for wl, lw in ps])) for key, ps in _pairs_by_cell(rows).items()}
+        {
+            key: float(np.mean([(wl > 0.5) != (lw > 0.5) for wl, lw in ps]))
+            for key, ps in _pairs_by_cell(rows, by).items()
+        }
     )

@@ -14,6 +14,9 @@ JSON written (`--out`):
     {"reward_accuracy": {family: {dimension: two_order}},            <- what the RL trainer gates dimensions on
      "reward_accuracy_detail": {family: {dimension: {two_order, one_order, n, position_bias_flag,
                                                      position_consistency}}},
+     "reward_accuracy_by_task": {task: {dimension: {the same}}},     <- per task row: text rendering apart from object
+                                                        fill, extend without prompt apart from extend (the RL gate
+                                                        prefers these when a cell has enough pairs)
      "prompt_sensitivity": {family: float | None}    <- does it read the prompt? (`prompt_sensitivity`)
      "n_pairs": int, "model": str, "prefs": str, "split": "held_out" | "all", "held_out_conditions": int,
      "paper": {family: {dimension: percent}}, "seconds": float}
@@ -180,9 +183,15 @@ def evaluate_reward(
     detail = {
         f: {d: {**c, "position_consistency": consistency[f][d]} for d, c in per.items()} for f, per in acc.items()
     }
+    by_task = pairwise_accuracy(pair_rows, by="task")
+    consistency = position_consistency(pair_rows, by="task")
+    by_task = {
+        t: {d: {**c, "position_consistency": consistency[t][d]} for d, c in per.items()} for t, per in by_task.items()
+    }
     result = {
         "reward_accuracy": {f: {d: c["two_order"] for d, c in per.items()} for f, per in acc.items()},
         "reward_accuracy_detail": detail,
+        "reward_accuracy_by_task": by_task,
         "prompt_sensitivity": sensitivity,
         "n_pairs": len(pair_rows),
         "model": str(model),
@@ -217,6 +226,9 @@ def short_table(result: dict[str, Any]) -> str:
                 f"{f + '/' + d:<28} {100 * c['two_order']:>9.1f} {100 * c['one_order']:>9.1f} {c['n']:>5d}"
                 f" {PAPER_TABLE1[f][d]:>6.2f}{flag}"
             )
+    for t, dims in result.get("reward_accuracy_by_task", {}).items():  # what the RL gate reads, n permitting
+        cells = ", ".join(f"{d} {100 * c['two_order']:.1f} ({c['n']})" for d, c in dims.items())
+        lines.append(f"  task row {t}: {cells}")
     read = {f: v for f, v in result.get("prompt_sensitivity", {}).items() if v is not None}
     if read:
         lines.append(
