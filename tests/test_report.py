@@ -165,10 +165,14 @@ def test_figures_are_pngs_with_a_row_per_item_and_a_column_per_model(tmp_path, c
         assert str(out / name) in printed
         with Image.open(out / name) as img:
             assert img.format == "PNG" and img.width > (4 * TILE_PX if name in FIGURES else 200)
-    # a run without RL logs gets the grids alone
+    # a run without RL logs gets the grids alone; into a reused folder, the earlier run's curves are removed and
+    # other files are left alone
     (run / "rl" / "onereward" / "log.jsonl").unlink()
     report(run, tmp_path / "r2.html", figures=tmp_path / "figs2")
     assert sorted(p.name for p in (tmp_path / "figs2").iterdir()) == sorted(FIGURES)
+    (out / "notes.txt").write_text("mine")
+    report(run, tmp_path / "r3.html", figures=out)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FIGURES, "notes.txt"])
 
     # rows: one per item shown (a task without items gets one "not run" row); the header row on top
     one, two = grid_figure(run, ["fill"], per_task=1), grid_figure(run, ["fill"], per_task=3)

@@ -539,4 +539,9 @@ def write_figures(run_dir: str | Path, out_dir: str | Path) -> list[Path]:
     for name, fig in curves:
         if fig is not None:
             paths.append(atomic_write(out_dir / name, lambda tmp, fig=fig: FigureCanvasAgg(fig).print_png(tmp)))
+    # a curve of an earlier run in a reused folder (another RL run's name, or RL skipped this time) would pass for
+    # this run's: remove our own curve files that this run did not write
+    ours = [out_dir / USABILITY_FIGURE, *out_dir.glob(REWARD_FIGURE.format(model="*"))]
+    for stale in set(ours) - set(paths):
+        stale.unlink(missing_ok=True)
     return paths
