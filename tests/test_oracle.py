@@ -136,7 +136,7 @@ def test_fill_structure_judges_what_was_drawn_not_what_was_asked(conds):
 
 
 def test_describe_tells_colour_and_shape_of_what_was_drawn(conds):
-    """The toy reward model's pair-difference read-out (reward.train.AnswerReadOut) learns these numbers: they must
+    """The toy reward model's pair-difference read-out (reward.prior.AnswerReadOut) learns these numbers: they must
     name the drawn object's colour and shape, and be empty where nothing is drawn."""
     from onereward.toyworld import variants as V
     from onereward.toyworld.oracle import describe
@@ -160,7 +160,7 @@ def test_describe_tells_colour_and_shape_of_what_was_drawn(conds):
 
 
 def test_describe_cells_marks_each_blob_where_it_is(conds):
-    """The toy reward model's vision tower learns these per-token maps (reward.train.CellReadOut)."""
+    """The toy reward model's vision tower learns these per-token maps (reward.prior.CellReadOut)."""
     from onereward.toyworld.oracle import describe_cells
     from onereward.toyworld.scene import COLORS, render
 

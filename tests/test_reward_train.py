@@ -65,7 +65,7 @@ def test_answer_read_out_targets_the_pair_difference_and_the_prompt():
     are left out."""
     from types import SimpleNamespace
 
-    from onereward.reward.train import AnswerReadOut
+    from onereward.reward.prior import AnswerReadOut
 
     b, dims, size, seq = 3, ("text_alignment", "structure"), 4, 5
     d = len(dims)
@@ -93,7 +93,7 @@ def test_answer_read_out_targets_the_pair_difference_and_the_prompt():
 
 def test_cell_read_out_learns_only_described_images():
     """CellReadOut: per-token soft targets of the forward's first images; an image without targets (NaN) is skipped."""
-    from onereward.reward.train import CellReadOut
+    from onereward.reward.prior import CellReadOut
 
     head = CellReadOut(hidden=6, size=3)
     head.features = torch.randn(8 * 4, 6)  # a forward of 8 images, 4 tokens each

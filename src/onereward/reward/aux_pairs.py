@@ -29,7 +29,7 @@ reading the prompt explains.
 
 Read-out targets (fill and extend). Every pool image, candidates included, is also measured with
 `oracle.describe` (what it drew where the request is) and `oracle.describe_cells` (colours and shapes per token
-square): the trainer's AnswerReadOut and CellReadOut learn them (reward/train.py).
+square): the trainer's AnswerReadOut and CellReadOut learn them (reward/prior.py).
 """
 
 from __future__ import annotations

@@ -28,50 +28,12 @@ and only when no `--base` is given, training adds five things, all built from TR
   4. answer-position read-outs (`AnswerReadOut`) of the language model's first layer, for fill and extend: the
      pair's difference (what each image drew) and the prompt's colour and shape; also thrown away at export;
   5. a per-token read-out of the vision tower (`CellReadOut`): the colours and shapes in each token's square.
+Items 3-5 live in `reward.prior` (`ToyPrior` adds their losses to the objective), items 1-2 in `reward.aux_pairs`.
 A from-scratch pairwise judge first sits on a symmetric plateau (loss 0.693, the same answer in both orders); the
 schedule and the mix above shortened it, and the learning rate decides it: on one demo's preferences (seed 0, 1,000
 steps) lr 1e-2 never left it, 5e-3 left it only after ~700 steps (best cell 0.67 held out, below the RL gate), 2e-3
 left it before step 250 and ended with 4 of 9 cells at or above the paper's accuracy (extend consistency 0.95).
-What does not lift the cells still below the paper (2026-11-27, one demo's preferences, seed 0; fill text alignment
-/ fill structure / extend text alignment / removal, two-order held out): ~930 steps (240 s) 65 / 65 / 53 / 82; 1,900
-steps 67 / 68 / 48 / 77; patch 4 instead of 8 (4x the image tokens, half the steps per second), 930 steps 69 / 67 /
-50 / 83; a vision tower of 4 layers instead of 2 (200 s, 687 steps against ~930, the demo at 776a3e6's preferences)
-62 / 62 / 50 / 92 against 59 / 66 / 50 / 85. Those cells ask which of two blobs better matches the named shape, or
-which of two nearly empty bands holds more of the object: the base model's candidates differ little there, and where
-they do, the oracle's answer can turn on small differences of silhouette. Probes of the demo's model at 776a3e6 (held
-out): it reads no prompt (another colour or other letters in the query move P(Yes) on text alignment by < 0.01), and
-sees no object shape (the truth against the same object in another shape: 53% text alignment, 51% structure). Its
-text-rendering accuracy (68-73%) comes from the images alone. Making it read the prompt is the open problem here.
-Tried on the demo at d11391d's preferences (eval-reward's prompt sensitivity, ~0 = the prompt is not read; fill
-text alignment / structure two-order): as is, 200 s: 0.015, 62 / 62; 4 LM layers instead of 2: 0.015, 57 / 55
-(slower, position bias); text-alignment-only steps at weight 2 (4-8x theirs): 0.013, 64 / 55; 600 s (2,321 steps):
-0.016, 66 / 67. Neither time, depth nor weight made it read the prompt. The answer-position read-outs (item 4;
-`AnswerReadOut` has the measurements that led to them) and `prompt_steps` 150 did: 0.036 (extend 0.049), but the
-cells stayed 59 / 61 (the other cells unchanged: consistency 95-96, extend 91-96, removal 89). The reason: of the
-held-out object-fill text-alignment pairs (the cell also holds text rendering's), 52 of 80 are decided by SHAPE
-(both images drew the prompted colour; only the winner's best-fitting shape is the prompted one), 19 by how well the
-same shape is drawn, 4 by colour. Fill structure is a shape judgement too. And shape is what this vision tower is
-slowest to learn: trained directly to say which shapes a scene holds (multi-label, fill scenes, 600 steps of 64
-images) it reaches 73% per label held out (55% by always guessing the common answer); a tower of 4 layers or of
-width 128 no better (71%, 62%); patch 4 reaches 86% in 4x the time (74% at patch 8's time); told per token
-which shapes its square holds, 89% in the same time. Hence item 5 (on ce764f1's demo preferences, 200 s, against
-that demo's model without it): fill text alignment 60.5 -> 63.8, fill structure 64.3 -> 66.4, prompt sensitivity
-0.023 -> 0.064 (extend 0.029 -> 0.078), the other cells within a few points. Its weight, on e057632's demo
-preferences (200 s): 1 (that demo) 62.2 / 69.6, 3: 67.1 / 69.6, 10: 69.6 / 70.3 (fill text alignment / structure),
-every other cell but extend text alignment (14 pairs) at the paper in all three; hence 10. Still below the paper:
-shape perception is what the fill cells wait on.
-Where it fails, measured on the demo at 47d9eca (its preferences, held-out pairs unless said, seed 0): the fill cells
-mix text rendering (text alignment 70%, structure 84%) with object fill, which is at chance (50%, 48%) and is not
-even fitted on its TRAINING pairs (winner-first P(Yes) > .5 on 62% / 42%). The information is there: a logistic
-regression on describe(winner) - describe(loser), crossed with the prompt's descriptor, scores 97% held out on both.
-The vision tower half has it: CellReadOut's predictions on candidates correlate with describe_cells at .94-.99 for
-the colours but .31-.77 for the shapes (triangle lowest). The language model does not: AnswerReadOut's `diff` at
-weight 1 predicts nothing (its error equals the targets' variance, on training pairs too); at weight 100 it learns
-the colour differences (r .65-.86) but not the shapes (.02-.32). Variants retrained on those preferences (200 s;
-fill text alignment / fill structure / extend text alignment / removal; the demo's own: 60.5 / 65.9 / 50.0 / 85.4):
-400 s 62.1 / 71.2 / 66.7 / 86.1; cell_loss 30 62.9 / 66.7 / 45.3 / 81.0; answer_loss 10 62.5 / 68.9 / 52.0 / 85.4;
-answer_loss 100 62.1 / 63.3 / 52.7 / 79.1; `diff` read from the last layer instead (answer_loss 10) 63.3 / 58.7 /
-54.0 / 74.7. Only time moved a cell past noise (n = 75-132 a cell: +-4-6 points).
+What the prior does and does not buy, cell by cell, as measured: docs/REWARD_PRIOR.md.
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
@@ -483,154 +445,6 @@ def trainable(model) -> dict[str, torch.Tensor]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-class VisionReadOut(torch.nn.Module):
-    """A linear read-out of the vision tower's merged tokens, kept from each forward by `capture`."""
-
-    def __init__(self, hidden: int, size: int):
-        super().__init__()
-        self.linear = torch.nn.Linear(hidden, size)
-        self.features: torch.Tensor | None = None
-
-    def capture(self, visual) -> None:
-        """Keep the vision tower's merged tokens (N_images * tokens, hidden) of each forward."""
-
-        def hook(module, args, output):
-            self.features = output.pooler_output
-
-        visual.register_forward_hook(hook)
-
-
-class ImageScoreHead(VisionReadOut):
-    """The toy prior's perception aid (NOT part of OneReward, never exported): a linear read-out of each image's
-    oracle scores from the vision tower's output (the mean of its merged tokens), one output per (task, dimension).
-
-    A pairwise judge trained from scratch first sits on a symmetric plateau (loss 0.693: the same answer in both
-    orders) until its vision features and its comparison grow together (PILOT.md section 4). Scores of single images
-    are dense, order-free supervision for the features alone. Text alignment is left out: it depends on the prompt,
-    which the vision tower does not see.
-    """
-
-    def __init__(self, hidden: int):
-        super().__init__(hidden, len(TASK_NAMES) * MAX_DIMS)
-
-    def loss(self, n_forward: int, task: str, targets: torch.Tensor) -> torch.Tensor:
-        """Masked MSE of the last forward's first len(targets) images (of `n_forward`), all of `task`.
-
-        targets: (n, MAX_DIMS) in [0, 1], NaN where there is no target; the order is the forward's image order.
-        """
-        n = targets.shape[0]
-        feats = self.features.reshape(n_forward, -1, self.features.shape[-1])[:n].mean(1)  # (n, hidden)
-        t = TASK_NAMES.index(task)
-        pred = self.linear(feats).reshape(n, len(TASK_NAMES), MAX_DIMS)[:, t].sigmoid()  # (n, MAX_DIMS)
-        ok = ~torch.isnan(targets)  # (n, MAX_DIMS)
-        if not bool(ok.any()):
-            return pred.sum() * 0.0
-        return (pred[ok] - targets[ok]).pow(2).mean()
-
-
-class CellReadOut(VisionReadOut):
-    """The toy prior's shape aid (NOT part of OneReward, never exported): a linear read-out, from each merged token of
-    the vision tower, of the named colours and shape fits of the blobs in that token's square
-    (`toyworld.oracle.describe_cells`), for the images of fill and extend.
-
-    Shape is what the from-scratch vision tower learns slowest (the module docstring). Trained directly to say which
-    shapes a fill scene holds (held out, per label, 600 steps of 64 images, seed 0): from the whole image 73%; from
-    each token's square 89%, in the same time.
-    """
-
-    def loss(self, n_forward: int, targets: torch.Tensor) -> torch.Tensor:
-        """Binary cross-entropy (soft targets) of the last forward's first len(targets) images (of `n_forward`).
-
-        targets: (n, tokens, size) in [0, 1], NaN for an image without them; the order is the forward's.
-        """
-        n = targets.shape[0]
-        feats = self.features.reshape(n_forward, -1, self.features.shape[-1])[:n]  # (n, tokens, hidden)
-        logits = self.linear(feats)  # (n, tokens, size)
-        ok = ~torch.isnan(targets).flatten(1).any(1)  # (n,)
-        if not bool(ok.any()):
-            return logits.sum() * 0.0
-        return F.binary_cross_entropy_with_logits(logits[ok], targets[ok])
-
-
-class AnswerReadOut(torch.nn.Module):
-    """The toy prior's prompt-reading aid (NOT part of OneReward, never exported): two linear read-outs of the
-    language model's FIRST layer at the answer position, for fill and extend queries:
-      - `diff`, every dimension: what the first image drew minus what the second drew where the request is
-        (`toyworld.oracle.describe`: named-colour shares and shape fits), the pair's difference;
-      - `prompt`, text alignment only: the prompt's colour and shape (`toyworld.oracle.describe_prompt`).
-    The second layer is left to match the two, which is text alignment.
-
-    Why. A from-scratch judge must find "read the prompt", "tell the two images apart" and "match them" all at once,
-    and ours never did (prompt sensitivity ~0.015 whatever the time, depth or weight). On pure prompt-reading pairs
-    (the truth against a sibling request's truth, each prompt ordering them its own way; 1,200 training / 200
-    held-out pairs, seed 0, held-out two-order accuracy at steps 200 / 400 / 700): no read-out 50 / 50 / 50 (600
-    steps; loss 0.693 throughout); a dense colour/shape read-out of the vision tower 50 / 50 / 58; `diff` on the
-    last layer 50 / 56 / 80; `diff` on the first 50 / 58 / 67; `diff` and `prompt` on the first 67 / 73 / 84.
-    """
-
-    def __init__(self, hidden: int, size: int):
-        super().__init__()
-        self.diff = torch.nn.Linear(hidden, size)
-        self.prompt = torch.nn.Linear(hidden, size)
-        self.layer_out: torch.Tensor | None = None
-        self.rm = None
-
-    def capture(self, rm) -> None:
-        """Keep the first layer's output of each text call; the answer positions come from the reward model."""
-
-        def hook(module, args, output):
-            self.layer_out = output[0] if isinstance(output, tuple) else output  # (N, S, hidden)
-
-        rm.vl.model.language_model.layers[0].register_forward_hook(hook)
-        self.rm = rm
-
-    def loss(self, b: int, dims: tuple[str, ...], first: torch.Tensor, second: torch.Tensor, prompt: torch.Tensor):
-        """Mean-squared error of the last both-orders call (2B rows of D queries: (x, y) then (y, x)).
-
-        first / second (B, size): describe() of the images, NaN where an image has none; prompt (B, size):
-        describe_prompt() of each pair's prompt, NaN where none. Rows (y, x) learn the negated difference.
-        """
-        pos = self.rm.answer_positions  # (2B * D,) the last text call's answer positions
-        h = self.layer_out[torch.arange(len(pos), device=pos.device), pos].reshape(2, b, len(dims), -1)
-        diff = first - second  # (B, size)
-        terms = []
-        ok = ~torch.isnan(diff).any(-1)  # (B,)
-        if bool(ok.any()):
-            target = torch.stack([diff, -diff])[:, ok, None].expand(-1, -1, len(dims), -1)  # (2, B_ok, D, size)
-            terms.append((self.diff(h[:, ok]) - target).pow(2).mean())
-        ok = ~torch.isnan(prompt).any(-1)
-        if "text_alignment" in dims and bool(ok.any()):
-            ta = h[:, ok, dims.index("text_alignment")]  # (2, B_ok, hidden): the prompt is in both orders' query
-            terms.append((self.prompt(ta) - prompt[ok]).pow(2).mean())
-        # every parameter gets a gradient, zero or not: processes average them only where all have one
-        return sum(terms, (self.diff(h).sum() + self.prompt(h).sum()) * 0.0)
-
-
-def image_targets(prefs: Path, train_conds: set[str], index: dict[str, int], n: int, pool=None) -> np.ndarray:
-    """(n, MAX_DIMS) oracle scores per bank image (NaN: none, held out, or text alignment), task-slot order."""
-    from onereward.reward.aux_pairs import read_candidates
-
-    out = np.full((n, MAX_DIMS), np.nan, dtype=np.float32)
-    for c in read_candidates(prefs):
-        if c["condition"] not in train_conds:
-            continue  # held-out images carry no target
-        dims = TASKS[c["task"]].dimensions
-        for path, sc in zip(c["candidates"], c["scores"], strict=True):
-            out[index[path], : len(dims)] = [sc[d] for d in dims]
-    if pool is not None and len(pool.images):
-        out[n - len(pool.images) :] = pool.image_scores
-    return out
-
-
-def no_text_alignment(targets: np.ndarray, tasks: np.ndarray) -> np.ndarray:
-    """Blank the text-alignment column of images whose task judges it (index 0 of fill, text and extend)."""
-    targets = targets.copy()
-    for t, name in enumerate(TASK_NAMES):
-        if "text_alignment" in TASKS[name].dimensions:
-            targets[tasks == t, TASKS[name].dimensions.index("text_alignment")] = np.nan
-    return targets
-
-
 # --- the schedule ---
 
 
@@ -659,7 +473,6 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     from onereward.reward.evaluate import held_out_accuracy
     from onereward.reward.model import RewardModel
     from onereward.rl.trainer import RunLogger
-    from onereward.toyworld.oracle import DESCRIBED_TASKS, DESCRIPTOR_SIZE, describe_prompt
 
     cfg.check()
     t_setup = time.perf_counter()
@@ -710,24 +523,6 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         sibling, strength = pool.sibling, pool.strength
         bank_np = np.concatenate([bank_np, pool.images]) if len(pool.images) else bank_np
     bank = torch.from_numpy(bank_np)  # (N, 3, H, W) uint8
-    head_targets = None
-    if use_aux and cfg.image_loss > 0:
-        targets = image_targets(prefs, train_conds, index, len(bank_np), pool)
-        img_task = np.full(len(bank_np), -1, dtype=np.int64)
-        for items_ in (real, aux):
-            img_task[items_.first], img_task[items_.second] = items_.tasks, items_.tasks
-        head_targets = torch.from_numpy(no_text_alignment(targets, img_task))  # (N, MAX_DIMS)
-    descriptors = None
-    if use_aux and cfg.answer_loss > 0:
-        descriptors = torch.from_numpy(pool.descriptors)  # (N, DESCRIPTOR_SIZE), NaN where none
-    cells = None  # (N, tokens, DESCRIPTOR_SIZE): the built model's token grid only (a --base may merge other squares)
-    if use_aux and cfg.cell_loss > 0 and not cfg.base:
-        cells = torch.from_numpy(pool.cells)
-
-    # each distinct prompt's describe_prompt() row, once (NaN where it names no object), for AnswerReadOut
-    no_object = np.full(DESCRIPTOR_SIZE, np.nan, dtype=np.float32)
-    all_prompts = {*real.prompts, *(aux.prompts if aux is not None else [])}
-    prompt_rows = {p: no_object if (d := describe_prompt(p)) is None else d for p in all_prompts}
 
     sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling=sibling,
                       prompt_start=cfg.prompt_start, strength=strength, easy_gap=cfg.easy_gap,
@@ -747,20 +542,12 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     rm = RewardModel.from_model(model, processor, frozen=False)
     paired = PairedVision(rm.vl.model.visual)
     params = list(trainable(model).values())
-    heads = torch.nn.ModuleDict()  # the toy prior's read-outs, trained alongside and never exported
-    hidden = rm.vl.config.text_config.hidden_size
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed + 1)
-        if head_targets is not None:
-            heads["image"] = ImageScoreHead(hidden)
-            heads["image"].capture(rm.vl.model.visual)
-        if descriptors is not None:
-            heads["answer"] = AnswerReadOut(hidden, descriptors.shape[1])
-            heads["answer"].capture(rm)
-        if cells is not None:
-            heads["cells"] = CellReadOut(hidden, cells.shape[-1])
-            heads["cells"].capture(rm.vl.model.visual)
-    heads.to(acc.device)
+    prior = None  # the toy prior's read-out heads (reward/prior.py), trained alongside and never exported
+    if use_aux:
+        from onereward.reward.prior import ToyPrior
+
+        prior = ToyPrior(cfg, rm, prefs, train_conds, index, len(bank_np), pool, real, aux, acc.device)
+    heads = prior.heads if prior is not None else torch.nn.ModuleDict()
     params += list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"step": 0, "elapsed": 0.0}
@@ -806,20 +593,10 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
                 torch.cat([x, y]), torch.cat([y, x]), task, dims, items.prompts * 2
             )  # (2B, D, 2)
         loss = both_orders_loss(logits[:b], logits[b:], labels)
-        objective = loss
-        # the bank rows of the vision tower's first 2B images this step: x0, y0, x1, y1, ...
-        rows_xy = torch.as_tensor(np.stack([items.first, items.second], 1).reshape(-1))  # (2B,)
-        if "image" in heads:  # toy prior: the images' own oracle scores, from the vision tower's output
-            img_loss = heads["image"].loss(4 * b, task, head_targets[rows_xy].to(acc.device))
-            objective = objective + cfg.image_loss * img_loss
-        if "cells" in heads:  # toy prior: colours and shapes in each token's square
-            cell_loss = heads["cells"].loss(4 * b, cells[rows_xy].to(acc.device))
-            objective = objective + cfg.cell_loss * cell_loss
-        if "answer" in heads:  # toy prior: the pair's difference and the prompt (NaN targets outside fill / extend)
-            first_d, second_d = (descriptors[torch.as_tensor(r)].to(acc.device) for r in (items.first, items.second))
-            prompt_d = torch.from_numpy(np.stack([prompt_rows[p] for p in items.prompts])).to(acc.device)
-            answer_loss = heads["answer"].loss(b, dims, first_d, second_d, prompt_d)
-            objective = objective + cfg.answer_loss * answer_loss
+        objective, prior_scalars = loss, {}
+        if prior is not None:  # toy prior: what each image holds, read out of the same forward
+            prior_loss, prior_scalars = prior.objective(b, task, dims, items)
+            objective = objective + prior_loss
 
         # --- update ---
         acc.backward(objective)
@@ -857,13 +634,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             "lr": optimizer.param_groups[0]["lr"],
             "grad_norm": float(grad_norm),
         }
-        if "image" in heads:
-            scalars["image_loss"] = float(img_loss.detach())
-        if task in DESCRIBED_TASKS:  # the read-outs' targets exist only there
-            if "answer" in heads:
-                scalars["answer_loss"] = float(answer_loss.detach())
-            if "cells" in heads:
-                scalars["cell_loss"] = float(cell_loss.detach())
+        scalars.update(prior_scalars)
         due = (state["step"] % eval_every == 0) if cfg.steps else state["elapsed"] >= next_eval_time
         if due or finished(cfg, state["step"], state["elapsed"]):
             if not cfg.steps:

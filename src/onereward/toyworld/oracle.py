@@ -326,7 +326,7 @@ def describe(cond: Condition, image: np.ndarray) -> np.ndarray | None:
     Per named colour, its pixels in the request's region as a share of the requested silhouette's (clipped to 1);
     then, per shape, how well that shape fitted to the most common colour's pixels matches them (IoU .7 -> 0, 1 -> 1;
     0 when nearly nothing is drawn). The region is the mask (fill) or the object's neighbourhood, visible part
-    included (extend). The toy reward model's prior reads these out (`reward.train.AnswerReadOut`); no score is
+    included (extend). The toy reward model's prior reads these out (`reward.prior.AnswerReadOut`); no score is
     computed from them.
     """
     if cond.task not in DESCRIBED_TASKS or cond.meta.get("target_object") is None:
@@ -348,7 +348,7 @@ def describe_cells(image: np.ndarray, cell: int, min_px: int = 20) -> np.ndarray
     Each connected blob of a named colour (at least `min_px` pixels) marks the cells where it has at least
     cell * cell / 40 pixels (6 of a 16 px cell) with its colour (1) and, per shape, how well that shape fitted to the
     blob matches it (as in describe()); a cell keeps the largest value per entry. The toy reward model's vision tower
-    learns these (`reward.train.CellReadOut`).
+    learns these (`reward.prior.CellReadOut`).
     """
     h, w = image.shape[:2]
     gh, gw = h // cell, w // cell
