@@ -27,46 +27,8 @@ too), and matches FLUX, whose text encoders are never trained with the transform
 The folder is built next to `out` and renamed into place at the end, so a killed run never leaves a model that looks
 finished.
 
-Measured before text was drawn at 4x (two `onereward demo` runs, 2 otherwise idle CPU cores, 2 threads, 300 s,
-seed 0, 2026-11-27; held-out "eval" split, 50 per task, 8 Euler steps), usable: fill 4-6%, text 0%, extend 0%,
-extend_noprompt 56-74%, removal 70-78% (untrained: 0% everywhere; the VAE's own reconstruction of the truth:
-92-96 / 0 / 58-68 / 94-100 / 96-98%). A time budget trains a different number of steps on every run, hence the
-spread. PILOT.md's fill >= 15% and extend >= 30% are NOT met. What we know about why, as measured (single runs,
-50 conditions per task):
-- The VAE needs time, not width: its ceiling for fill / prompted extend was 60 / 28% after 60 s and 88 / 60% after
-  150 s (1 thread); 8 or 16 latent channels instead of 4 were no better at 60 s, nor a 2x wider VAE at 150 s. Text
-  was out of reach at /4 while glyphs were drawn at 2x (2-pixel strokes) and the VAE loss weighted saturation only
-  (ink came back mid-grey): its ceiling was 0%; at 4x with the `detail` weight it is ~90% (3000 VAE steps).
-- The transformer is the limit for fill and prompted extend: it draws the right colour in the right place but not the
-  shape (fill structure 0.26-0.36 on average against a threshold of 0.7), and prompted extend must complete the half-
-  hidden object's exact silhouette (IoU >= 0.925). Learning rate 3e-3 over 1e-3 and EMA 0.99 over 0.999 helped a
-  little (fill 0 -> 2-6%); batch 32 at equal time, and predicting x0 instead of the velocity (the transformer's output
-  read as x0; fill 10%, within noise at n = 50), did not change the picture. An earlier session found 2x / 5x the steps
-  gave fill 0-2% / 6%.
-- Width helps, but only with steps the demo cannot afford (2026-11-27, text at 4x, 3000 VAE steps, constant lr):
-  at 3000 transformer steps, a 128-wide transformer (8 heads; 2.35M parameters against 0.61M) reached fill 16%
-  (the pilot's width and its fill figure) where the 64-wide one stayed at 2%; at 950 steps (what 128 wide gets in
-  the demo's budget: 6.3 against 13.6 steps/s on 2 threads) it was at 2%, and 128 wide with 1 + 2 blocks at 1800
-  steps too. Text stays at 0% in all of them although the VAE's ceiling for text is now ~90% (ink is weighted up in
-  the VAE loss, `detail`): the letters' shapes are not learnt in this budget.
-- It underfits, it does not overfit (2026-11-27, a demo's base, 1,610 steps): on 50 of its own TRAINING conditions
-  per task it scores as on held-out ones (fill 2 / 2%, extend 0 / 0%, extend without prompt 42 / 56%, removal
-  66 / 70%). On that demo's fixed VAE, 1,600 transformer steps each (step-based, 50 per task): the 64-wide
-  transformer 2 / 0 / 0 / 52 / 62%; the same predicting x0 0 / 0 / 0 / 52 / 72%; 128 wide with the T5 sequence
-  cut from 32 to 12 tokens 6 / 0 / 0 / 62 / 68% at twice the time per step.
-- Fewer Euler steps sample it better (same base, 50 "eval" conditions per task, extend without prompt / removal):
-  2 steps 66 / 84%, 3: 60 / 82%, 4: 60 / 80%, 6: 58 / 74%, 8: 56 / 70%, 16: 54 / 64%, 32: 48 / 62%; fill 0-2%
-  throughout (its text alignment is lowest at 2). The low-noise velocity is the least accurate part of a model this
-  small, and every extra step adds its error. Hence the toy default of 4 steps (`steps`, written to onereward.json;
-  the toy RL preset samples the same), which also halves the cost of sampling in collect, RL and evaluation.
-- Two processes do not buy many more steps (2026-11-27, 800 steps, 64 wide, global batch 16): torch DDP over gloo,
-  2 processes x 1 thread x batch 8, 14.5 steps/s with one all-reduce per step and the clock shared every 10 steps,
-  against 11.4 for one process on 2 threads (1.27x; one process of batch 8 alone ran 16.9 steps/s, so the
-  all-reduce costs ~10 ms a step). Not worth a multi-process pre-training; not built. Bigger objects (radius 11-16
-  px instead of 7-12, same VAE, 1,600 steps) did not help either: fill 2% against 4%, structure .32 against .27.
-- `torch.compile` of the transformer (inductor, 2 threads, batch 16): 17.7-18.8 against 12.7 steps/s (1.4-1.5x), but
-  the first compile takes 58 s (3.7 s with inductor's cache warm), a third of the transformer's ~166 s in the demo:
-  no gain on a fresh machine, so not used.
+What the base model learns in this budget and what did not change it (widths, steps, x0 prediction, object size,
+Euler steps, data parallelism, torch.compile), as measured: docs/BASE_MODEL.md.
 """
 
 from __future__ import annotations

@@ -246,7 +246,7 @@ PHASE2: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("extend", ("text_alignment",), 0.4),
 )
 # Between them, `prompt_steps` steps query only the text alignment of fill and extend (sibling requests included),
-# with AnswerReadOut's prompt read-out on: it raised the judge's prompt sensitivity 2-3x (see the module docstring).
+# with AnswerReadOut's prompt read-out on: it raised the judge's prompt sensitivity 2-3x (docs/REWARD_PRIOR.md).
 PROMPT_PHASE: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("fill", ("text_alignment",), 1.0),
     ("extend", ("text_alignment",), 1.0),
