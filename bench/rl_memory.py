@@ -12,7 +12,11 @@ The first line gives the size of one fp32 copy of the policy, to read peaks in c
 and the exports (up to ~6 policy copies on disk), deleted before the next run unless --keep.
 
     python bench/rl_memory.py [--steps 6] [--preset bench|bench_large|bench_xl] [--variants A,B] [--repeat N]
-                              [--keep DIR]
+                              [--checkpointing] [--keep DIR]
+
+--checkpointing runs every variant with gradient checkpointing (`model.gradient_checkpointing=true`, as the
+flux-fill-dev preset does): activations are recomputed in backward instead of kept, which shrinks what is not a
+model copy.
 
 Last line (one line; the parts whose variants ran): `dynamic/standard peak memory: X (training loop: X');
 dynamic/standard peak memory (adafactor, fused backward): Y (training loop: Y'); lora/standard: Z; cached/uncached
@@ -90,6 +94,7 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=1, help="run each variant N times: medians, and the peaks' range")
     ap.add_argument("--keep", type=Path, default=None, help="keep the runs in this folder (else they are deleted)")
+    ap.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in every variant")
     a = ap.parse_args()
     chosen = a.variants.split(",")
     if a.repeat < 1:
@@ -131,6 +136,8 @@ def main() -> None:
         "log.keep_checkpoints=1",
         "--set",
         "train.lr=1e-5",
+        "--set",
+        f"model.gradient_checkpointing={str(a.checkpointing).lower()}",
     ]
     lean = ["--set", "train.optimizer=adafactor", "--set", "train.fused_backward=true", "--set", "train.grad_clip=0"]
     variants = {
@@ -159,7 +166,10 @@ def main() -> None:
         if a.keep is None:
             shutil.rmtree(root, ignore_errors=True)  # also when a run fails: the folder holds GBs
     results = {name: summary(rs) for name, rs in runs.items()}
-    print(f"policy ({a.preset}): {n / 1e6:.1f}M parameters, one fp32 copy = {n * 4 / 2**20:.0f} MB; runs: {a.repeat}")
+    print(
+        f"policy ({a.preset}): {n / 1e6:.1f}M parameters, one fp32 copy = {n * 4 / 2**20:.0f} MB; runs: {a.repeat}"
+        + ("; gradient checkpointing" if a.checkpointing else "")
+    )
     print(
         f"{'variant':20s}{'peak MB':>9s}{'range':>12s}{'loop MB':>9s}{'step s':>9s}"
         + "".join(f"{k.split('/')[1]:>16s}" for k in SPLIT)
