@@ -186,11 +186,17 @@ def test_markdown_tables_show_ours_beside_the_labelled_papers_and_mark_gaps():
         "reward_accuracy_detail": {
             "removal": {"removal_quality": {"two_order": 0.5, "one_order": 1.0, "n": 24, "position_bias_flag": True}}
         },
+        "reward_accuracy_by_task": {
+            "text": {"text_alignment": {"two_order": 0.828, "n": 64}},
+            "extend_noprompt": {"aesthetics": {"two_order": 0.843, "n": 35}},
+        },
         "usability": {"base": {"fill": 0.165, "removal": 0.73}, "onereward": {"fill": 0.285, "removal": 0.75}},
         "gsb": {"onereward_vs_base": {"fill": {"good": 0.59, "same": 0.38, "bad": 0.03}}},
         "timings": {"data": 54.0, "rl": 120.5},
     }
     md = markdown_tables(results)
+    assert "| text | Text Align | 82.8 | 64 |" in md  # per task row, beside Table 1's families
+    assert "| extend (no prompt) | Aesthetics | 84.3 | 35 (small) |" in md
     assert "| Image Fill | 97.0 | not run | 92.0 | not run | - |" in md
     assert "| Object Removal | - | - | - | - | 50.0 † |" in md  # flagged position bias
     assert "| Image Fill | 83.77 | 74.23 | 74.63 | 72.10 | - |" in md  # the paper's Table 1
@@ -205,3 +211,7 @@ def test_markdown_tables_show_ours_beside_the_labelled_papers_and_mark_gaps():
         markdown_tables({"usability": {"base": {"fill": 16.5}}})
     with pytest.raises(ValueError, match="unknown name 'inpaint'"):
         markdown_tables({"usability": {"base": {"inpaint": 0.5}}})
+    with pytest.raises(ValueError, match="reward_accuracy_by_task.extend_noprompt: unknown name 'text_alignment'"):
+        markdown_tables(
+            {"reward_accuracy_by_task": {"extend_noprompt": {"text_alignment": {"two_order": 0.5, "n": 3}}}}
+        )

@@ -48,6 +48,7 @@ FAKE_RESULTS = {
     "reward_accuracy_detail": {
         "removal": {"removal_quality": {"two_order": 0.503, "one_order": 0.708, "n": 24, "position_bias_flag": True}}
     },
+    "reward_accuracy_by_task": {"text": {"structure": {"two_order": 0.854, "n": 65}}},
     "usability": {
         "base": {"fill": 0.165, "text": 0.05, "extend": 0.34, "extend_noprompt": 0.31, "removal": 0.73},
         "onereward": {"fill": 0.285, "text": 0.1, "extend": 0.4, "extend_noprompt": 0.33, "removal": 0.75},
@@ -108,6 +109,7 @@ def test_report_is_self_contained_and_shows_every_piece(tmp_path):
     assert text.count("data:image/png;base64,") == N_IMAGES
     assert "paper, on its benchmark" in text and "83.77" in text and "69.04" in text
     assert "50.3 †" in text and "24 (small)" in text  # position bias and small n are called out
+    assert "per task row" in text and "85.4" in text  # the fill family's text-rendering row on its own
     assert "1 unreadable line skipped" in text
     assert "usable" in text and "remo 0.88" in text  # scores under the removal image of onereward
     assert "judge RL by the usability curves" in text

@@ -320,8 +320,9 @@ def collect_results(out: Path, infos: dict[str, dict], seed: int) -> dict:
     results = load_json(out / "eval" / "results.json")
     accuracy = load_json(out / "reward_accuracy.json")
     results["reward_accuracy"] = accuracy["reward_accuracy"]
-    if "reward_accuracy_detail" in accuracy:
-        results["reward_accuracy_detail"] = accuracy["reward_accuracy_detail"]
+    for key in ("reward_accuracy_detail", "reward_accuracy_by_task"):
+        if key in accuracy:
+            results[key] = accuracy[key]
     ran = {k: v for k, v in infos.items() if "skipped" not in v}
     results["timings"] = {k: round(v["seconds"], 1) for k, v in ran.items()}
     results["peak_memory_mb"] = {k: round(v["peak_mb"], 1) for k, v in ran.items()}

@@ -351,7 +351,8 @@ def render_html(results: Mapping, run_dir: Path, max_images: int = MAX_IMAGES_PE
     t = tables
     body = {
         "accuracy": _side(table_html(t.accuracy_table(results)), table_html(t.paper_table1()))
-        + table_html(t.accuracy_detail_table(results)),
+        + table_html(t.accuracy_detail_table(results))
+        + table_html(t.accuracy_by_task_table(results)),
         "usability": _side(table_html(t.usability_table(results)), table_html(t.paper_usability_table()))
         + table_html(t.binary_rates_table(results)),
         "dimensions": table_html(t.dimension_table(results)),

@@ -3,6 +3,7 @@
 results.json (written by the demo; every key optional, a missing piece shows as "not run"; rates are fractions):
     reward_accuracy[family][dimension]            two-order pairwise accuracy of the reward model
     reward_accuracy_detail[family][dimension]     {two_order, one_order, n, position_bias_flag[, position_consistency]}
+    reward_accuracy_by_task[task][dimension]      the same, per task row (text rendering apart from object fill, ...)
     usability[model][task]                        share of usable outputs
     text_success[model], removal_quality_rate[model]   binary rates (optional extras)
     dimension_scores[model][task][dimension]      mean score in [0, 1]
@@ -90,6 +91,13 @@ def validate_results(results: Any) -> None:
             where = f"reward_accuracy_detail.{fam}.{dim}"
             for k in ("two_order", "one_order", "position_consistency"):
                 _number(_mapping(cell, where).get(k), f"{where}.{k}", unit=True)
+            _number(cell.get("n"), f"{where}.n", unit=False)
+    for task, dims in _mapping(r.get("reward_accuracy_by_task", {}), "reward_accuracy_by_task").items():
+        _known(task, TASK_NAMES, "reward_accuracy_by_task")
+        for dim, cell in _mapping(dims, f"reward_accuracy_by_task.{task}").items():
+            _known(dim, TASKS[task].dimensions, f"reward_accuracy_by_task.{task}")
+            where = f"reward_accuracy_by_task.{task}.{dim}"
+            _number(_mapping(cell, where).get("two_order"), f"{where}.two_order", unit=True)
             _number(cell.get("n"), f"{where}.n", unit=False)
     for key in ("usability", "dimension_scores", "gsb"):
         for model, per_task in _mapping(r.get(key, {}), key).items():
@@ -205,6 +213,29 @@ def accuracy_detail_table(results: Mapping) -> Table:
     )
 
 
+def accuracy_by_task_table(results: Mapping) -> Table:
+    """Two-order accuracy per task row: Table 1's fill mixes text rendering into object fill, extend mixes extend
+    without prompt into prompted extend, and the judge may read one and not the other (the RL gate reads these)."""
+    by_task = results.get("reward_accuracy_by_task", {})
+    rows = []
+    for task in TASK_NAMES:
+        for dim in TASKS[task].dimensions:
+            c = by_task.get(task, {}).get(dim)
+            if c is None:
+                continue
+            n = c.get("n")
+            n_cell = _num(n, "d") + (" (small)" if n is not None and n < SMALL_N else "")
+            rows.append([TASK_TITLES[task], DIM_TITLES[dim], pct(c.get("two_order")), n_cell])
+    return Table(
+        "Reward-model accuracy per task row",
+        ["task", "dimension", "two-order %", "n pairs"],
+        rows,
+        "The pairs of Table 1's cells, split by task row. "
+        f"'small' marks cells with fewer than {SMALL_N} pairs, where +-10 points is noise.",
+        anchor="accuracy-by-task",
+    )
+
+
 def usability_table(results: Mapping) -> Table:
     use = results.get("usability", {})
     rows = [[m] + [pct(use.get(m, {}).get(t)) for t in TASK_NAMES] for m in _models(results, "usability")]
@@ -290,6 +321,7 @@ def all_tables(results: Mapping) -> list[Table]:
         accuracy_table(results),
         paper_table1(),
         accuracy_detail_table(results),
+        accuracy_by_task_table(results),
         usability_table(results),
         paper_usability_table(),
         binary_rates_table(results),

@@ -142,7 +142,13 @@ def evaluate_reward(
     """Judge the held-out pairs with the model at `model`; write the accuracy JSON (and a Markdown table)."""
     from onereward.data.prefs import load_pairs
     from onereward.eval.metrics import PAPER_TABLE1, pairwise_accuracy, position_consistency
-    from onereward.eval.tables import accuracy_detail_table, accuracy_table, paper_table1, to_markdown
+    from onereward.eval.tables import (
+        accuracy_by_task_table,
+        accuracy_detail_table,
+        accuracy_table,
+        paper_table1,
+        to_markdown,
+    )
     from onereward.io import save_json
     from onereward.reward.model import RewardModel
     from onereward.reward.train import SPLIT_FILE, fast_vision_attention, load_bank, real_items
@@ -204,7 +210,13 @@ def evaluate_reward(
     save_json(Path(out), result)
     if markdown is not None:
         text = "\n\n".join(
-            to_markdown(t) for t in (accuracy_table(result), paper_table1(), accuracy_detail_table(result))
+            to_markdown(t)
+            for t in (
+                accuracy_table(result),
+                paper_table1(),
+                accuracy_detail_table(result),
+                accuracy_by_task_table(result),
+            )
         )
         Path(markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(markdown).write_text(text + "\n")
