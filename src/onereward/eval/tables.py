@@ -187,6 +187,11 @@ def paper_table1() -> Table:
     )
 
 
+def _n_pairs(n: int | None) -> str:
+    """A cell's pair count, marked "(small)" under SMALL_N."""
+    return _num(n, "d") + (" (small)" if n is not None and n < SMALL_N else "")
+
+
 def accuracy_detail_table(results: Mapping) -> Table:
     detail = results.get("reward_accuracy_detail", {})
     rows = []
@@ -195,8 +200,7 @@ def accuracy_detail_table(results: Mapping) -> Table:
             c = detail.get(fam, {}).get(dim)
             if c is None:
                 continue
-            n = c.get("n")
-            n_cell = _num(n, "d") + (" (small)" if n is not None and n < SMALL_N else "")
+            n_cell = _n_pairs(c.get("n"))
             flag = {True: "yes", False: "no", None: NOT_RUN}[c.get("position_bias_flag")]
             cons = pct(c.get("position_consistency")) if "position_consistency" in c else NOT_RUN
             rows.append(
@@ -223,9 +227,7 @@ def accuracy_by_task_table(results: Mapping) -> Table:
             c = by_task.get(task, {}).get(dim)
             if c is None:
                 continue
-            n = c.get("n")
-            n_cell = _num(n, "d") + (" (small)" if n is not None and n < SMALL_N else "")
-            rows.append([TASK_TITLES[task], DIM_TITLES[dim], pct(c.get("two_order")), n_cell])
+            rows.append([TASK_TITLES[task], DIM_TITLES[dim], pct(c.get("two_order")), _n_pairs(c.get("n"))])
     return Table(
         "Reward-model accuracy per task row",
         ["task", "dimension", "two-order %", "n pairs"],
