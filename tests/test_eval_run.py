@@ -168,6 +168,9 @@ def test_reward_accuracy_two_orders(tmp_path, tiny_rm):
     assert acc["reward_accuracy"] == {"fill": {"consistency": 1.0}, "removal": {"removal_quality": 1.0}}
     assert acc["reward_accuracy_detail"]["fill"]["consistency"]["n"] == 3
     assert acc["reward_accuracy_detail"]["fill"]["consistency"]["position_consistency"] == 1.0
+    assert (
+        acc["reward_accuracy_by_task"]["fill"]["consistency"] == acc["reward_accuracy_detail"]["fill"]["consistency"]
+    )
     biased = reward_accuracy(AlwaysYes(), prefs)["reward_accuracy_detail"]["removal"]["removal_quality"]
     assert (biased["two_order"], biased["one_order"], biased["position_bias_flag"]) == (0.5, 1.0, True)
     real = reward_accuracy(tiny_rm, prefs)  # the real RewardModel through the same call

@@ -303,8 +303,9 @@ def check_judge(spec: str) -> None:
 def reward_accuracy(reward, prefs_dir: str | Path, batch_size: int = 8) -> dict[str, Any]:
     """Two-order accuracy of a reward model on a preference folder's pairs (judged as held-out; eval.metrics).
 
-    Returns results.json sections reward_accuracy[family][dim] (two-order) and reward_accuracy_detail (with
-    one-order accuracy, n, the position-bias flag and the order consistency).
+    Returns results.json sections reward_accuracy[family][dim] (two-order), reward_accuracy_detail (with
+    one-order accuracy, n, the position-bias flag and the order consistency) and the same per task row
+    (reward_accuracy_by_task).
     """
     import torch
     from PIL import Image
@@ -332,9 +333,10 @@ def reward_accuracy(reward, prefs_dir: str | Path, batch_size: int = 8) -> dict[
             rows += [
                 {"task": task, "dimension": dim, "p_yes_wl": a, "p_yes_lw": b} for a, b in zip(wl, lw, strict=True)
             ]
-    detail = metrics.pairwise_accuracy(rows)
-    for fam, dims in metrics.position_consistency(rows).items():
-        for dim, v in dims.items():
-            detail[fam][dim]["position_consistency"] = v
+    detail = metrics.accuracy_detail(rows)
     accuracy = {fam: {dim: cell["two_order"] for dim, cell in dims.items()} for fam, dims in detail.items()}
-    return {"reward_accuracy": accuracy, "reward_accuracy_detail": detail}
+    return {
+        "reward_accuracy": accuracy,
+        "reward_accuracy_detail": detail,
+        "reward_accuracy_by_task": metrics.accuracy_detail(rows, by="task"),
+    }

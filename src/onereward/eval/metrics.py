@@ -28,6 +28,7 @@ __all__ = [
     "gsb",
     "image_score",
     "markdown_tables",
+    "accuracy_detail",
     "pairwise_accuracy",
     "pass_rate",
     "position_consistency",
@@ -218,6 +219,16 @@ def pairwise_accuracy(
             "position_bias_flag": abs(one - two) > bias_gap + _ROUNDING,
         }
     return _nest(out)
+
+
+def accuracy_detail(rows: Iterable[Mapping[str, Any]], by: str = "family") -> dict[str, dict[str, dict]]:
+    """pairwise_accuracy's cells with each cell's position_consistency added: results.json's reward_accuracy_detail
+    (by family) and reward_accuracy_by_task (by="task")."""
+    detail = pairwise_accuracy(rows, by=by)
+    for key, dims in position_consistency(rows, by=by).items():
+        for dim, v in dims.items():
+            detail[key][dim]["position_consistency"] = v
+    return detail
 
 
 def position_consistency(rows: Iterable[Mapping[str, Any]], by: str = "family") -> dict[str, dict[str, float]]:

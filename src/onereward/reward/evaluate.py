@@ -141,7 +141,7 @@ def evaluate_reward(
 ) -> dict[str, Any]:
     """Judge the held-out pairs with the model at `model`; write the accuracy JSON (and a Markdown table)."""
     from onereward.data.prefs import load_pairs
-    from onereward.eval.metrics import PAPER_TABLE1, pairwise_accuracy, position_consistency
+    from onereward.eval.metrics import PAPER_TABLE1, accuracy_detail
     from onereward.eval.tables import (
         accuracy_by_task_table,
         accuracy_detail_table,
@@ -181,21 +181,13 @@ def evaluate_reward(
     pair_rows = judge_pairs(
         rm, torch.from_numpy(bank_np), items, [r["task"] for r in rows], [r["dimension"] for r in rows], batch_size
     )
-    acc = pairwise_accuracy(pair_rows)
-    consistency = position_consistency(pair_rows)
+    detail = accuracy_detail(pair_rows)  # Table 1's families
+    by_task = accuracy_detail(pair_rows, by="task")  # the task table's rows
     sensitivity = prompt_sensitivity(
         rm, torch.from_numpy(bank_np), items, [r["task"] for r in rows], [r["dimension"] for r in rows]
     )
-    detail = {
-        f: {d: {**c, "position_consistency": consistency[f][d]} for d, c in per.items()} for f, per in acc.items()
-    }
-    by_task = pairwise_accuracy(pair_rows, by="task")
-    consistency = position_consistency(pair_rows, by="task")
-    by_task = {
-        t: {d: {**c, "position_consistency": consistency[t][d]} for d, c in per.items()} for t, per in by_task.items()
-    }
     result = {
-        "reward_accuracy": {f: {d: c["two_order"] for d, c in per.items()} for f, per in acc.items()},
+        "reward_accuracy": {f: {d: c["two_order"] for d, c in per.items()} for f, per in detail.items()},
         "reward_accuracy_detail": detail,
         "reward_accuracy_by_task": by_task,
         "prompt_sensitivity": sensitivity,
