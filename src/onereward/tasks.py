@@ -72,6 +72,7 @@ TASKS: dict[str, Task] = {
 
 TASK_NAMES: tuple[str, ...] = tuple(TASKS)
 FAMILIES: tuple[str, ...] = ("fill", "extend", "removal")
+MAX_DIMS = max(len(t.dimensions) for t in TASKS.values())  # the most dimensions a task has: per-dimension array width
 
 
 def get_task(name: str) -> Task:

@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from onereward.tasks import TASK_NAMES, TASKS
+from onereward.tasks import MAX_DIMS, TASK_NAMES, TASKS
 
 VARIANT_NAMES = (
     "gt",
@@ -171,11 +171,11 @@ class AuxPool:
     prompts: list[str | None]  # per item: the user prompt (text_alignment reads it)
     first: np.ndarray  # (K,) int64 index into the trainer's bank (candidates) or, offset, into `images`
     second: np.ndarray  # (K,) int64
-    labels: np.ndarray  # (K, 4) int8: +1 first better, -1 second better, 0 masked (gap < margin or no such dim)
+    labels: np.ndarray  # (K, MAX_DIMS) int8: +1 first better, -1 second better, 0 masked (gap < margin or no such dim)
     strength: np.ndarray  # (K,) float32: the largest score gap of the item over its dimensions
     sibling: np.ndarray  # (K,) bool: labelled under a sibling request (the prompt decides the order)
     conditions: list[str]  # per item, for auditing that no held-out condition is in
-    image_scores: np.ndarray  # (M, 4) float32: each synthetic image's oracle scores (NaN past the task's dims)
+    image_scores: np.ndarray  # (M, MAX_DIMS) float32: each synthetic image's oracle scores (NaN past the task's dims)
     image_tasks: np.ndarray  # (M,) int64: its task's index in TASK_NAMES
     descriptors: np.ndarray  # (len(bank) + M, DESCRIPTOR_SIZE) float32: oracle.describe of every image of the
     # trainer's bank and of `images` under its own condition's request; NaN: held out, not used, or no object named
@@ -226,7 +226,7 @@ def _condition_items(job: tuple) -> dict:
     for k, q in enumerate(pool):
         if (d := describe(cond, q)) is not None:
             described[k] = (d, describe_cells(q, cell))
-    items = []  # ((local first, local second), labels (4,), strength, under the sibling's request, user prompt)
+    items = []  # ((local first, local second), labels (MAX_DIMS,), strength, under the sibling's request, user prompt)
     img_scores = []
     for view in [cond] if twin is None else [cond, twin]:  # each request orders the same pool its own way
         if view is cond:  # the candidates' scores come from the annotator's oracle call, the rest from ours
@@ -236,7 +236,9 @@ def _condition_items(job: tuple) -> dict:
             S = [[v[d] for d in dims] for v in (score(view, q) for q in pool)]
         S = np.asarray(S, dtype=np.float32)  # (V, D)
         if view is cond:  # per-image scores under the condition's own request, for the image-score head
-            img_scores = [np.pad(S[k], (0, 4 - len(dims)), constant_values=np.nan) for k in range(len(cands), len(S))]
+            img_scores = [
+                np.pad(S[k], (0, MAX_DIMS - len(dims)), constant_values=np.nan) for k in range(len(cands), len(S))
+            ]
         user_prompt = view.prompt if TASKS[r["task"]].uses_prompt else None
         for i in range(len(pool)):
             for j in range(i + 1, len(pool)):
@@ -245,7 +247,7 @@ def _condition_items(job: tuple) -> dict:
                 if not lab.any():
                     continue
                 flip = rng.random() < 0.5  # which image is "first" carries no information
-                row = np.zeros(4, dtype=np.int8)
+                row = np.zeros(MAX_DIMS, dtype=np.int8)
                 row[: len(dims)] = -lab if flip else lab
                 pair = (j, i) if flip else (i, j)
                 items.append((pair, row, float(np.abs(gap).max()), view is not cond, user_prompt))
@@ -328,11 +330,11 @@ def build_aux_pool(
         prompts=prompts,
         first=np.asarray(first, dtype=np.int64),
         second=np.asarray(second, dtype=np.int64),
-        labels=np.asarray(labels, dtype=np.int8).reshape(-1, 4),
+        labels=np.asarray(labels, dtype=np.int8).reshape(-1, MAX_DIMS),
         strength=np.asarray(strength, dtype=np.float32),
         sibling=np.asarray(is_twin, dtype=bool),
         conditions=conds,
-        image_scores=np.asarray(img_scores, dtype=np.float32).reshape(-1, 4),
+        image_scores=np.asarray(img_scores, dtype=np.float32).reshape(-1, MAX_DIMS),
         image_tasks=np.asarray(img_tasks, dtype=np.int64),
         descriptors=desc,
         cells=cells,

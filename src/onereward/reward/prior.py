@@ -21,10 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from onereward.tasks import TASK_NAMES, TASKS
+from onereward.tasks import MAX_DIMS, TASK_NAMES, TASKS
 from onereward.toyworld.oracle import DESCRIBED_TASKS
-
-MAX_DIMS = max(len(t.dimensions) for t in TASKS.values())
 
 
 class VisionReadOut(torch.nn.Module):

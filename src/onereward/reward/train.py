@@ -58,11 +58,10 @@ import torch.nn.functional as F
 
 from onereward import checkpoint
 from onereward.errors import UserError
-from onereward.tasks import TASK_NAMES, TASKS
+from onereward.tasks import MAX_DIMS, TASK_NAMES, TASKS
 
 SPLIT_FILE = "split.json"
 REPORT_FILE = "train_report.json"
-MAX_DIMS = max(len(t.dimensions) for t in TASKS.values())
 
 # Sizes of the embedded default's reward model (the "toy" preset of reward/tiny.py with these fields replaced).
 TOY_RM: dict[str, int] = dict(v_hidden=64, v_depth=2, v_heads=4, hidden=64, layers=2, heads=4, kv_heads=2)
