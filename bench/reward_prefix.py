@@ -37,11 +37,14 @@ def time_once(rm: RewardModel, first, second, d: int, naive: bool, backward: boo
     """Seconds of one p_yes call with D dimensions (and its backward to `first`)."""
     x = first.detach().requires_grad_(backward)
     prompts = ["red circle on a grey striped background"] * first.shape[0]
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)  # GPU kernels run asynchronously
+    sync()
     t0 = time.perf_counter()
     with torch.set_grad_enabled(backward):
         p = rm.p_yes(x, second, TASK, DIMS[d], prompts, naive=naive)  # (B, D)
         if backward:
             p.sum().backward()
+    sync()
     return time.perf_counter() - t0
 
 

@@ -72,6 +72,34 @@ def test_fused_gives_the_weights_of_the_unfused_step(tiny_fill_dir, tiny_rm, poo
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-7)
 
 
+def test_a_second_fused_run_on_the_same_model_steps_it_once_per_backward(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    """A fused run leaves no hook on the caller's model: a second run (another algorithm, say, as
+    bench/gpu_fullsize.py does) is stepped by its own optimiser alone, as if the model were fresh."""
+    from onereward.models.fill import FillModel
+
+    def run(fill, name: str):
+        sets = ("train.steps=1", "train.algorithm=dynamic", *FUSED)
+        train(config(tiny_fill_dir, "x", tmp_path / name, *sets), reward=tiny_rm, pool=pool, fill=fill)
+        return weights(fill.transformer)
+
+    twice = FillModel.from_pretrained(tiny_fill_dir)
+    run(twice, "first")
+    assert not any(hasattr(p, "_onereward_fused_step") for p in twice.transformer.parameters())
+    once = FillModel.from_pretrained(tiny_fill_dir)
+    once.transformer.load_state_dict(twice.transformer.state_dict())
+    a, b = run(twice, "second"), run(once, "fresh")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_new_fused_optimiser_replaces_the_hooks_of_an_earlier_one():
+    lin = torch.nn.Linear(3, 2)
+    train_cfg = apply_overrides(Config(), list(FUSED)).train
+    make_optimizer(list(lin.named_parameters()), train_cfg, 1)  # abandoned without close(), e.g. a run that failed
+    make_optimizer(list(lin.named_parameters()), train_cfg, 1)
+    lin(torch.ones(1, 3)).sum().backward()  # the earlier hook would step first and free the grad under this one
+    assert lin.weight.grad is None
+
+
 def test_fused_step_skips_a_parameter_whose_gradient_is_not_finite():
     lin = torch.nn.Linear(3, 2)
     before = weights(lin)

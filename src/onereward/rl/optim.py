@@ -41,6 +41,9 @@ def make_optimizer(named: list[tuple[str, nn.Parameter]], train: TrainConfig, nu
     return FusedBackward(named, make) if train.fused_backward else make([p for _, p in named])
 
 
+_HOOK = "_onereward_fused_step"  # a parameter's attribute holding its fused-step hook handle
+
+
 class FusedBackward(torch.optim.Optimizer):
     """One optimiser per parameter, stepped inside backward by the parameter's post-accumulate-grad hook.
 
@@ -56,7 +59,21 @@ class FusedBackward(torch.optim.Optimizer):
         super().__init__([p for _, p in named], {})
         self._link_groups()
         for (_, p), opt in zip(named, self.inner, strict=True):
-            p.register_post_accumulate_grad_hook(functools.partial(_step_in_backward, opt))
+            # A parameter steps with one optimiser only: an earlier run's hook (a second `train` in the same process,
+            # or one that ended in an error) would step it first and free the gradient under this one.
+            old = getattr(p, _HOOK, None)
+            if old is not None:
+                old.remove()
+            setattr(p, _HOOK, p.register_post_accumulate_grad_hook(functools.partial(_step_in_backward, opt)))
+        self._params = [p for _, p in named]
+
+    def close(self) -> None:
+        """Remove the hooks: backward through these parameters no longer steps them."""
+        for p in self._params:
+            handle = getattr(p, _HOOK, None)
+            if handle is not None:
+                handle.remove()
+                delattr(p, _HOOK)
 
     def _link_groups(self) -> None:
         self.param_groups = [opt.param_groups[0] for opt in self.inner]

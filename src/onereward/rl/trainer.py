@@ -22,7 +22,7 @@ from onereward.config import Config, from_dict
 from onereward.errors import UserError
 from onereward.rl.data import ConditionPool, folder_pool, seed_of, step_generator, toy_pool
 from onereward.rl.loss import composite, hinge_loss
-from onereward.rl.optim import make_optimizer
+from onereward.rl.optim import FusedBackward, make_optimizer
 from onereward.rl.parallel import make_strategy
 from onereward.rl.reference import make_reference, trainable
 from onereward.tasks import NEGATIVE_PROMPT, TASKS
@@ -163,7 +163,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     )
     named = trainable(fill.transformer)
     params = [p for _, p in named]
-    optimizer = make_optimizer(named, cfg.train, acc.num_processes)
+    optimizer = raw_optimizer = make_optimizer(named, cfg.train, acc.num_processes)
     warmup = max(1, cfg.train.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     policy, optimizer, scheduler = strategy.prepare(fill.transformer, optimizer, scheduler)
@@ -314,6 +314,8 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     bar.close()
 
     export(out, unwrapped, reference, cfg, strategy, acc.is_main_process)
+    if isinstance(raw_optimizer, FusedBackward):
+        raw_optimizer.close()  # the policy module outlives this run (a caller's fill model): leave it no hooks
     logger.close()
     acc.wait_for_everyone()  # gloo teardown aborts about one run in five without it (NOTES.md section 5)
     acc.end_training()
