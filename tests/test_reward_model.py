@@ -130,6 +130,40 @@ def test_prefix_path_refuses_checkpointing_in_train_mode(tiny_rm_dir):
     assert rm.yes_no_logits(first, second, "fill", ["structure"], ["x"], naive=True).shape == (1, 1, 2)
 
 
+def saved_bytes_and_grad(rm, first, second, dims):
+    """(bytes of the tensors autograd keeps for backward, P(Yes), d sum P(Yes) / d first) of one p_yes call."""
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    x = first.clone().requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        p = rm.p_yes(x, second, "fill", dims, PROMPTS[:2])
+    p.sum().backward()
+    return sum(saved), p.detach(), x.grad
+
+
+def test_gradient_checkpointing_keeps_less_and_gives_the_same_reward_and_gradients(tiny_rm_dir):
+    """The RL reward with model.gradient_checkpointing: the vision tower's activations are recomputed in backward
+    (fewer bytes kept), P(Yes) and the gradient to the first image unchanged, the language model's KV cache intact."""
+    dims = TASKS["fill"].dimensions
+    first, second = images(2, size=128)
+    plain = RewardModel.from_pretrained(tiny_rm_dir)
+    sharpened(plain.model)
+    ckpt = RewardModel.from_pretrained(tiny_rm_dir)
+    ckpt.model.load_state_dict(plain.model.state_dict())
+    ckpt.enable_gradient_checkpointing()
+    kept_plain, p_plain, g_plain = saved_bytes_and_grad(plain, first, second, dims)
+    kept_ckpt, p_ckpt, g_ckpt = saved_bytes_and_grad(ckpt, first, second, dims)
+    assert p_plain.max() - p_plain.min() > 0.05
+    torch.testing.assert_close(p_ckpt, p_plain, atol=1e-6, rtol=0)
+    torch.testing.assert_close(g_ckpt, g_plain, atol=1e-6, rtol=1e-4)
+    assert kept_ckpt < 0.8 * kept_plain, (kept_ckpt, kept_plain)
+    assert all(q.grad is None for q in ckpt.model.parameters())  # still a frozen judge
+
+
 def test_bad_calls_teach(tiny_rm):
     first, second = images(2)
     with pytest.raises(ValueError, match="subset of task 'removal'"):

@@ -26,7 +26,7 @@ class ModelConfig:
     reward_accuracy: str = ""  # optional accuracy.json from `onereward eval-reward`, to gate dimensions (below)
     lora_rank: int = 0  # 0 = full fine-tuning; > 0 = LoRA of this rank on the transformer's attention projections
     lora_alpha: float = 0.0  # LoRA alpha; 0 means "same as the rank"
-    gradient_checkpointing: bool = False  # recompute activations in the grad-carrying call (policy and reward model)
+    gradient_checkpointing: bool = False  # recompute activations in backward: policy, reward model's vision tower
     mixed_precision: str = "no"  # "no" | "bf16" | "fp16": accelerate's autocast; bf16 is the GPU setting
     fsdp: bool = False  # shard the policy over all processes with torch FSDP2 (else: DDP replicas via accelerate)
 

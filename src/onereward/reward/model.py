@@ -106,6 +106,20 @@ class RewardModel:
     def device(self) -> torch.device:
         return self.vl.lm_head.weight.device
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the vision tower's activations in backward instead of keeping them (the RL reward's memory).
+
+        The vision tower only. transformers checkpoints a layer in train mode only, and a language-model layer in
+        train mode drops the KV cache that prefix reuse runs on (a replayed layer would write it twice); the frozen
+        judge stays in eval mode. Qwen2.5-VL's vision blocks have no dropout (their attention fixes it at 0), so
+        train mode changes nothing in them but this. A later `model.eval()` turns it off again.
+        """
+        # newer transformers name it activation_checkpointing_enable (the old name warns); older 5.x only the old
+        enable = getattr(self.vl, "activation_checkpointing_enable", None) or self.vl.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
+        for block in self.vl.model.visual.blocks:
+            block.train()
+
     # --- the reward contract ---
 
     def p_yes(

@@ -93,10 +93,7 @@ def prepare_policy(fill, cfg: Config):
 def load_reward(cfg: Config, device):
     from onereward.reward.model import RewardModel
 
-    reward = RewardModel.from_pretrained(cfg.model.reward, device=device)
-    if cfg.model.gradient_checkpointing:
-        reward.model.gradient_checkpointing_enable()
-    return reward
+    return RewardModel.from_pretrained(cfg.model.reward, device=device)
 
 
 def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
@@ -155,6 +152,8 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     # --- models: policy, reference, reward ---
     fill = prepare_policy(fill, cfg) if fill is not None else load_policy(cfg, acc.device)
     reward = reward if reward is not None else load_reward(cfg, acc.device)
+    if cfg.model.gradient_checkpointing and hasattr(reward, "enable_gradient_checkpointing"):  # not the toy oracle
+        reward.enable_gradient_checkpointing()
     strategy = make_strategy(acc, cfg.model.fsdp, cfg.model.mixed_precision)
     strategy.shard(fill.transformer)  # FSDP: sharded from here on; DDP: unchanged until prepare
     cached = bool(cfg.data.ref_cache) and cfg.train.algorithm == "standard"
