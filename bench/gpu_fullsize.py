@@ -35,8 +35,8 @@ SPLIT = ("time/reference", "time/policy_rollout", "time/grad_step", "time/reward
 REWARD_DIMS = 4  # fill's four dimensions, against one
 
 
-def build_models(tiny: bool, device: str):
-    """(FillModel, RewardModel) at full size with random bf16 weights, or the tiny test ones."""
+def build_models(tiny: bool, device: str, bf16: bool = True):
+    """(FillModel, RewardModel) at full size with random bf16 weights, or the tiny test ones (bf16 or float32)."""
     from transformers import Qwen2_5_VLForConditionalGeneration
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
@@ -48,9 +48,9 @@ def build_models(tiny: bool, device: str):
 
     tok = rm_tiny.build_tokenizer()
     if tiny:
-        pipe = flux_tiny.build_tiny_pipeline("test")
+        dtype = torch.bfloat16 if bf16 else torch.float32
+        pipe = flux_tiny.build_tiny_pipeline("test").to(dtype=dtype)
         rm_cfg, image_processor = rm_tiny.tiny_config(tok, "test"), rm_tiny.build_image_processor()
-        dtype = torch.float32
     else:
         dtype = torch.bfloat16
         pipe = flux_tiny.build_fullsize_pipeline(device, dtype)
@@ -113,7 +113,9 @@ def time_reward(reward, size: int, repeats: int) -> dict:
     return out
 
 
-def run_variant(fill, reward, pool, size: int, variant: str, steps: int, root: Path, tiny: bool, full: bool) -> dict:
+def run_variant(
+    fill, reward, pool, size: int, variant: str, steps: int, root: Path, tiny: bool, full: bool, bf16: bool
+) -> dict:
     from onereward.config import Config, apply_overrides
     from onereward.rl import trainer
 
@@ -122,7 +124,7 @@ def run_variant(fill, reward, pool, size: int, variant: str, steps: int, root: P
     sets = [
         "model.lora_rank=8" if tiny else "model.lora_rank=64",
         "model.gradient_checkpointing=true",
-        f"model.mixed_precision={'no' if tiny else 'bf16'}",
+        f"model.mixed_precision={'bf16' if bf16 else 'no'}",
         f"sampling.size={size}",
         "sampling.steps=8",
         f"sampling.guidance={1.0 if tiny else 30.0}",
@@ -198,6 +200,9 @@ def show_rl(key: str, r: dict | None) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="tiny configs on CPU (checks the code path)")
+    ap.add_argument(
+        "--float32", action="store_true", help="with --tiny: float32 weights, no autocast [bf16 as on GPU]"
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="image sides [512 1024; tiny: 64]")
     ap.add_argument("--steps", type=int, default=3, help="RL steps per variant")
     ap.add_argument("--sample-steps", type=int, default=None, help="sampling steps timed [20; tiny: 2]")
@@ -217,7 +222,8 @@ def main() -> None:
     from onereward.toyworld import make_conditions
 
     t0 = time.perf_counter()
-    fill, reward = build_models(a.tiny, device)
+    bf16 = not (a.tiny and a.float32)
+    fill, reward = build_models(a.tiny, device, bf16)
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     header = {"device": name, "torch": torch.__version__, "python": sys.version.split()[0], "build_s": 0.0}
     header["build_s"] = time.perf_counter() - t0
@@ -256,7 +262,7 @@ def main() -> None:
                 show_rl(
                     key,
                     res.guarded(
-                        key, run_variant, fill, reward, pools[size], size, variant, a.steps, root, a.tiny, False
+                        key, run_variant, fill, reward, pools[size], size, variant, a.steps, root, a.tiny, False, bf16
                     ),
                 )
     if "full" in a.sections:
@@ -265,7 +271,9 @@ def main() -> None:
             key = f"full/{variant}/{size}"
             show_rl(
                 key,
-                res.guarded(key, run_variant, fill, reward, pools[size], size, variant, a.steps, root, a.tiny, True),
+                res.guarded(
+                    key, run_variant, fill, reward, pools[size], size, variant, a.steps, root, a.tiny, True, bf16
+                ),
             )
     d = res.data
     lines = []
