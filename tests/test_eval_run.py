@@ -88,6 +88,54 @@ def test_evaluate_with_the_oracle_end_to_end_and_resume(tmp_path, tiny_fill_dir)
     assert again["usability"] == res["usability"] and again["gsb"] == res["gsb"]
 
 
+def test_two_processes_split_the_generation_and_give_the_single_process_results(tmp_path, tiny_fill_dir):
+    """`torchrun --nproc_per_node 2 -m onereward.cli eval`: each process generates half the images, the main one
+    judges; the images and results equal one process's, and the parts are merged into the manifest."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # the same threads: the same float sums
+
+    def run(launcher: list[str], out):
+        args = ["eval", "--toy", "--limit", "3", "--model", f"base={tiny_fill_dir}", "--model", "cv=opencv",
+                "--seed", "3", "--batch-size", "1", "--steps", "2", "--true-cfg", "1", "--guidance", "1"]  # fmt: skip
+        res = subprocess.run([sys.executable, "-m", *launcher, "onereward.cli", *args, "--out", str(out)],
+                             env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert res.stdout.count("wrote ") == 1  # one process reports
+        return json.loads((out / "eval" / "results.json").read_text())
+
+    two = run(["torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29551", "-m"], tmp_path / "two")
+    one = run([], tmp_path / "one")
+    assert two["usability"] == one["usability"] and two["gsb"] == one["gsb"]
+    assert two["generation"]["base"]["generated"] == sum(one["benchmark"]["items"].values()) == 15
+    for model in ("base", "cv"):
+        a, b = tmp_path / "one" / "eval" / model, tmp_path / "two" / "eval" / model
+        pngs = sorted(p.relative_to(a) for p in a.rglob("*.png"))
+        assert len(pngs) == 15 and pngs == sorted(p.relative_to(b) for p in b.rglob("*.png"))
+        assert all(np.array_equal(np.asarray(Image.open(a / f)), np.asarray(Image.open(b / f))) for f in pngs)
+        manifest = json.loads((b / "generation.json").read_text())
+        assert len(manifest["items"]) == len(pngs) and not list(b.glob("generation.part*.json"))
+
+
+def test_a_killed_multi_process_run_resumes_from_its_parts(tmp_path, bench):
+    """Parts left by processes killed before the merge count as finished: a rerun (any process count) skips them,
+    merges them into the manifest and removes them."""
+    items = load_benchmark(bench)
+    out = tmp_path / "cv"
+    generate("opencv", items, out, progress=False)
+    manifest = json.loads((out / "generation.json").read_text())
+    ids = sorted(manifest["items"])
+    for r, share in enumerate((ids[0::2], ids[1::2])):  # as two killed processes would have left them
+        part = {"settings": manifest["settings"], "items": {i: manifest["items"][i] for i in share}}
+        (out / f"generation.part{r}.json").write_text(json.dumps(part))
+    (out / "generation.json").unlink()
+    again = generate("opencv", items, out, progress=False)
+    assert again["generated"] == 0 and again["skipped"] == len(items)
+    assert json.loads((out / "generation.json").read_text())["items"] == manifest["items"]
+    assert not list(out.glob("generation.part*.json"))
+
+
 def test_oracle_judge_refuses_a_benchmark_without_ground_truth(tmp_path, bench):
     mine = tmp_path / "mine" / "removal" / "x"
     mine.mkdir(parents=True)

@@ -81,6 +81,8 @@ def eval_command(
         steps=steps, true_cfg=true_cfg, guidance=guidance, seed=seed, batch_size=batch_size, same_margin=same_margin,
         toy_size=toy_size, toy_seed=toy_seed, limit=limit, device=device,
     )  # fmt: skip
+    if not results:  # another process than the main one (several generate, the main one judges and reports)
+        return results
     for line in summary_lines(results):
         typer.echo(line)
     typer.echo(f"wrote {out / 'eval' / 'results.json'} and {out / 'eval' / 'results.md'}")

@@ -119,7 +119,9 @@ def evaluate(
     toy benchmark (toy_size, toy_seed, toy_counts) into OUT/eval/benchmark. judge: "oracle", "reward:DIR" or
     "human:FILE". prefs (+ reward_model, or the reward judge's model): also measure the reward model's two-order
     accuracy on that preference folder. limit: at most this many items per task (quick runs).
-    Bad input raises UserError before anything slow starts.
+    Bad input raises UserError before anything slow starts. Launched as several processes (torchrun, accelerate
+    launch --multi_gpu), every process calls this: they split the generation, the main process judges, writes and
+    returns the results, the others return {}.
     """
     t_start = time.perf_counter()
     # --- check everything first ---
@@ -154,19 +156,25 @@ def evaluate(
     out = Path(out)
     eval_dir = out / "eval"
     timings: dict[str, float] = {}
+    # Launched as several processes (torchrun, accelerate launch), they split the generation; the main one judges.
+    import torch
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    main = state.is_main_process
 
     # --- the benchmark ---
     t0 = time.perf_counter()
-    if toy:
-        bench_dir = toy_benchmark(eval_dir / "benchmark", size=toy_size, seed=toy_seed, counts=toy_counts)
-    else:
-        bench_dir = Path(benchmark)
+    bench_dir = eval_dir / "benchmark" if toy else Path(benchmark)
+    if toy and main:
+        toy_benchmark(bench_dir, size=toy_size, seed=toy_seed, counts=toy_counts)
+    if not toy and main:
+        eval_dir.mkdir(parents=True, exist_ok=True)
+        _link_benchmark(bench_dir, eval_dir)
+    state.wait_for_everyone()  # the others read the benchmark the main process wrote
     items = load_benchmark(bench_dir, limit=limit)
     if judge.startswith("human:"):
         load_annotations(judge.partition(":")[2], items)  # every vote names a benchmark item: check before generating
-    if not toy:
-        eval_dir.mkdir(parents=True, exist_ok=True)
-        _link_benchmark(bench_dir, eval_dir)
     timings["eval: benchmark"] = time.perf_counter() - t0
 
     # --- generation: every model, same noise per item ---
@@ -174,9 +182,12 @@ def evaluate(
     for name, spec in specs.items():
         t0 = time.perf_counter()
         generated[name] = generate(
-            spec, items, eval_dir / name, steps, true_cfg, guidance, seed, batch_size, device, progress
+            spec, items, eval_dir / name, steps, true_cfg, guidance, seed, batch_size, device, progress, state
         )
         timings[f"eval: generate {name}"] = time.perf_counter() - t0
+    if not main:
+        state.wait_for_everyone()  # the main process judges and writes the results; leave together (gloo teardown)
+        return {}
 
     # --- judging ---
     t0 = time.perf_counter()
@@ -216,6 +227,7 @@ def evaluate(
     if results.get("win_rate"):
         text += "\n" + win_rate_markdown(results["win_rate"])
     atomic_write(eval_dir / "results.md", lambda tmp: Path(tmp).write_text(text))
+    state.wait_for_everyone()
     return results
 
 

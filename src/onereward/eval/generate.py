@@ -9,6 +9,11 @@ and, per finished item, a fingerprint of its input (task, prompt, size and a pix
 settings, or over another benchmark whose ids collide with these, is refused instead of silently mixing outputs.
 PNGs and the manifest are written atomically, so a killed run loses at most the batch in flight.
 
+Several processes (`torchrun --nproc_per_node N` or `accelerate launch --multi_gpu`, one GPU each; pass an accelerate
+`PartialState`) split what is left to generate: process r takes every N-th item, records what it finished in its own
+out_dir/generation.part<r>.json, and when all are done the main process merges the parts into the manifest. A killed
+run's parts count as finished work on the next run, with any number of processes.
+
 Model specs (strings, as the CLI takes them after NAME=):
     PIPELINE                              a FLUX.1-Fill-dev-layout pipeline folder (or a hub id with HF_HUB_OFFLINE=0)
     PIPELINE:transformer=DIR              ... with a trained transformer folder instead of its own (runs/x/policy)
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
     from onereward.models.fill import FillModel
 
 MANIFEST = "generation.json"
+PART = "generation.part{}.json"  # process r's record of the items it finished, while several processes generate
 _OPTION = re.compile(r":(?=(?:transformer|lora)=)")  # where a pipeline spec's options start
 
 
@@ -203,12 +209,21 @@ def _opencv_batch(method: str, items: list[BenchItem]) -> list[np.ndarray]:
 # --- generation ---
 
 
-def _read_manifest(out: Path) -> dict[str, Any]:
-    if not (out / MANIFEST).is_file():
-        return {"settings": None, "items": {}}
-    doc = load_json(out / MANIFEST)
+def _load_manifest(path: Path) -> dict[str, Any]:
+    doc = load_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), dict):
-        raise UserError(f"{out / MANIFEST}: not a generation manifest; delete the folder {out} and rerun")
+        raise UserError(f"{path}: not a generation manifest; delete the folder {path.parent} and rerun")
+    return doc
+
+
+def _read_manifest(out: Path) -> dict[str, Any]:
+    """The manifest, with the items of any process's part (a multi-process run killed before its merge)."""
+    doc = _load_manifest(out / MANIFEST) if (out / MANIFEST).is_file() else {"settings": None, "items": {}}
+    for part in sorted(out.glob(PART.format("*"))):
+        piece = _load_manifest(part)
+        _check_settings(out, doc["settings"], piece.get("settings") or {})
+        doc["settings"] = doc["settings"] or piece.get("settings")
+        doc["items"].update(piece["items"])
     return doc
 
 
@@ -224,6 +239,13 @@ def _check_settings(out: Path, old: dict | None, new: dict) -> None:
                         "use another --out (or model name), or delete the folder to regenerate")  # fmt: skip
 
 
+def _merge_parts(out: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest (it holds the parts' items, read by _read_manifest), then remove the parts."""
+    save_json(out / MANIFEST, manifest)
+    for part in out.glob(PART.format("*")):
+        part.unlink()
+
+
 def generate(
     model_spec: str | ModelSpec | FillModel,
     benchmark: str | Path | Sequence[BenchItem],
@@ -235,12 +257,15 @@ def generate(
     batch_size: int = 8,
     device: str | None = None,
     progress: bool = True,
+    state=None,
 ) -> dict[str, Any]:
     """Write out_dir/<task>/<id>.png for every benchmark item (resumable); return what was done.
 
     model_spec: a spec string (module docstring), a ModelSpec, or an already loaded FillModel. benchmark: a folder
     (onereward.eval.benchmark) or its loaded items. steps / true_cfg / guidance default to the model's own
-    (onereward.json, else the official 50 / 4.0 / 1.0). Returns {"generated", "skipped", "seconds", "settings"}.
+    (onereward.json, else the official 50 / 4.0 / 1.0). state: an accelerate PartialState to split the work over its
+    processes (every process calls this; device defaults to the process's own). Returns {"generated", "skipped",
+    "seconds", "settings"}, counted over all processes.
     """
     from tqdm import tqdm
 
@@ -275,9 +300,15 @@ def generate(
                                 "(another benchmark with the same ids?); use another --out")  # fmt: skip
         todo.append((it, fp))
     manifest["settings"] = settings
+    rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
+    if world > 1:
+        device = device or str(state.device)
+        state.wait_for_everyone()  # every process has listed what is left before any of them writes
     if not todo:
-        save_json(out / MANIFEST, manifest)
+        if rank == 0:
+            _merge_parts(out, manifest)
         return {"generated": 0, "skipped": skipped, "seconds": time.perf_counter() - t0, "settings": settings}
+    mine = todo[rank::world]
 
     # --- the generator, loaded only when there is something to generate ---
     if spec is not None and spec.kind == "opencv":
@@ -296,13 +327,24 @@ def generate(
         def run(batch: list[BenchItem]) -> list[np.ndarray]:
             return _fill_batch(loaded, batch, seed, sampling)
 
-    fps = {it.id: fp for it, fp in todo}
-    bar = tqdm(total=len(todo), desc=f"generate {out.name}", unit="image", disable=not progress)
-    for batch in batches([it for it, _ in todo], batch_size, grid):
+    fps = {it.id: fp for it, fp in mine}
+    # one process writes the manifest itself; several each write their own part, merged below
+    record, path = (
+        (manifest, out / MANIFEST) if world == 1 else ({"settings": settings, "items": {}}, out / PART.format(rank))
+    )
+    desc = f"generate {out.name}" + (f" [{rank + 1}/{world}]" if world > 1 else "")
+    bar = tqdm(total=len(mine), desc=desc, unit="image", disable=not progress or rank > 0)
+    for batch in batches([it for it, _ in mine], batch_size, grid):
         for it, img in zip(batch, run(batch), strict=True):
             save_image(output_path(out, it), img)
-            done[it.id] = fps[it.id]
-        save_json(out / MANIFEST, manifest)  # after the batch's PNGs: a listed item always has its PNG
+            record["items"][it.id] = fps[it.id]
+        save_json(path, record)  # after the batch's PNGs: a listed item always has its PNG
         bar.update(len(batch))
     bar.close()
+    if world > 1:
+        state.wait_for_everyone()
+    if rank == 0:
+        _merge_parts(out, _read_manifest(out) if world > 1 else manifest)
+    if world > 1:
+        state.wait_for_everyone()
     return {"generated": len(todo), "skipped": skipped, "seconds": time.perf_counter() - t0, "settings": settings}
