@@ -52,6 +52,11 @@ app.command("build-tiny-rm")(build_tiny_rm_command)
 app.command("collect")(collect_command)
 app.command("train-reward")(train_reward_command)
 app.command("eval-reward")(eval_reward_command)
+# --- data curation ---
+from onereward.data.commands import build_tiny_clip_command, select_command  # noqa: E402
+
+app.command("select")(select_command)
+app.command("build-tiny-clip")(build_tiny_clip_command)
 # --- rl ---
 from onereward.rl.commands import refs_command, train_command  # noqa: E402
 
