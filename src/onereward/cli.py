@@ -53,10 +53,17 @@ app.command("collect")(collect_command)
 app.command("train-reward")(train_reward_command)
 app.command("eval-reward")(eval_reward_command)
 # --- data curation ---
-from onereward.data.commands import build_tiny_clip_command, select_command  # noqa: E402
+from onereward.data.commands import (  # noqa: E402
+    build_tiny_clip_command,
+    candidates_command,
+    import_labels_command,
+    select_command,
+)
 
 app.command("select")(select_command)
 app.command("build-tiny-clip")(build_tiny_clip_command)
+app.command("candidates")(candidates_command)
+app.command("import-labels")(import_labels_command)
 # --- rl ---
 from onereward.rl.commands import refs_command, train_command  # noqa: E402
 

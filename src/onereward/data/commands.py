@@ -1,4 +1,5 @@
-"""CLI commands of data curation: `select` (CLIP + K-means subset) and `build-tiny-clip`. Thin: parse, call, show.
+"""CLI commands of data: `select` (CLIP + K-means subset), `build-tiny-clip`, and preference data from people:
+`candidates` and `import-labels`. Thin: parse, call, show.
 
 Heavy imports happen inside the commands so that `onereward --help` stays fast.
 """
@@ -43,3 +44,50 @@ def build_tiny_clip_command(
     from onereward.data.select import build_tiny_clip
 
     typer.echo(f"wrote {build_tiny_clip(out, size=size, seed=seed)}")
+
+
+def _numbers(text: str, kind, option: str) -> tuple:
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        from onereward.errors import UserError
+
+        raise UserError(f"{option} {text!r}: give comma-separated numbers, e.g. 20,28,50") from None
+
+
+def candidates_command(
+    model: Annotated[str, Opt(help="fill model: a pipeline folder, FOLDER:transformer=DIR or FOLDER:lora=FILE")],
+    conditions: Annotated[
+        Path, Opt(help="folder of condition folders, flat (DIR/<id>/) or by task (DIR/<task>/<id>/)")
+    ],
+    out: Annotated[Path, Opt(help="folder: per condition its files + c0.png..; to_label.jsonl for the annotators")],
+    n: Annotated[int, Opt("--n", help="candidates per condition (the paper: 4)")] = 4,
+    steps: Annotated[str, Opt(help="Euler step counts to draw from")] = "20,28,35,50",
+    true_cfg: Annotated[str, Opt(help="true CFG scales to draw from (1 = off)")] = "1,2,4,6",
+    guidance: Annotated[float | None, Opt(help="FLUX guidance (default: the model's)")] = None,
+    seed: Annotated[int, Opt(help="seed of the candidates' settings and noise")] = 0,
+    device: Annotated[str | None, Opt(help="cpu or cuda (default: cuda when available)")] = None,
+) -> None:
+    """N candidates per condition with randomised settings, and the sheet annotators fill in (best/worst)."""
+    from onereward.data.annotation import TO_LABEL, CandidateConfig, candidates
+
+    cfg = CandidateConfig(
+        n=n, steps=_numbers(steps, int, "--steps"), true_cfg=_numbers(true_cfg, float, "--true-cfg"),
+        guidance=guidance, seed=seed,
+    )  # fmt: skip
+    done = candidates(model, conditions, out, cfg, device=device)
+    typer.echo(f"{done['generated']} conditions generated, {done['skipped']} already there; "
+               f"label {out / TO_LABEL}, then `onereward import-labels`")  # fmt: skip
+
+
+def import_labels_command(
+    candidates: Annotated[Path, Opt(help="folder from `onereward candidates`")],
+    labels: Annotated[Path, Opt(help="JSONL rows {condition, dimension, best, worst} (the filled-in to_label.jsonl)")],
+    out: Annotated[Path, Opt(help="new preference folder (pairs.jsonl + images/) for train-reward / eval-reward")],
+    seed: Annotated[int, Opt(help="seed of the image order within pairs")] = 0,
+) -> None:
+    """Best/worst labels per dimension -> (winner, loser) pairs in the preference-data format."""
+    from onereward.data.annotation import import_labels
+
+    meta = import_labels(candidates, labels, out, seed=seed)
+    typer.echo(f"wrote {meta['pairs']} pairs to {out} ({meta['unlabelled']} rows left unlabelled)")

@@ -129,7 +129,8 @@ def _load_real(folder: Path, task: str) -> Condition:
     return Condition(task, source, mask, model_prompt, target, meta)  # type: ignore[arg-type]  (target may be None)
 
 
-def _load_item(folder: Path, task: str) -> Condition:
+def load_item(folder: Path, task: str) -> Condition:
+    """One condition folder of `task`: the toy format (with its scene) or a real one (source, mask, meta.json)."""
     doc = load_json(folder / "meta.json") if (folder / "meta.json").is_file() else None
     if isinstance(doc, dict) and doc.get("task") != task:
         raise UserError(
@@ -172,7 +173,7 @@ def load_benchmark(bench_dir: str | Path, limit: int | None = None) -> list[Benc
                 raise UserError(f"{folder}: id {folder.name!r} is also an item of {seen[folder.name]!r}; ids must be "
                                 "unique over the benchmark (GSB matches outputs by id)")  # fmt: skip
             seen[folder.name] = task
-            items.append(BenchItem(folder.name, task, _load_item(folder, task)))
+            items.append(BenchItem(folder.name, task, load_item(folder, task)))
     if not items:
         raise UserError(f"{root}: no benchmark items; expected {root}/<task>/<id>/source.png, mask.png, meta.json")
     return items

@@ -1,0 +1,162 @@
+"""Preference data from people: `candidates` (N per condition, randomised settings, a labelling sheet) and
+`import-labels` (best/worst rows -> preference pairs), with the toy oracle standing in for the annotators."""
+
+import json
+
+import numpy as np
+import pytest
+
+from onereward.data.annotation import CANDIDATES, TO_LABEL, CandidateConfig, candidates, import_labels
+from onereward.data.prefs import as_dataset, load_pairs
+from onereward.errors import UserError
+from onereward.infer import fill
+from onereward.io import load_rgb, to_uint8
+from onereward.tasks import TASKS
+from onereward.toyworld.oracle import score
+from onereward.toyworld.world import load_condition, make_conditions, save_condition
+
+FAST = CandidateConfig(n=3, steps=(1, 2), true_cfg=(1.0, 2.0), seed=0)
+
+
+@pytest.fixture(scope="module")
+def conds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("conds")
+    for task in TASKS:
+        save_condition(make_conditions(task, 1, seed=0, size=64, split="pref")[0], root / f"{task}-0")
+    return root
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, conds, tiny_fill_dir):
+    out = tmp_path_factory.mktemp("cands") / "c"
+    return out, candidates(str(tiny_fill_dir), conds, out, FAST, progress=False)
+
+
+def test_candidates_per_condition_with_their_settings_and_the_sheet(made, conds, tiny_fill_dir):
+    out, done = made
+    assert done["generated"] == 5 and done["skipped"] == 0
+    doc = json.loads((out / "fill-0" / CANDIDATES).read_text())
+    assert [c["name"] for c in doc["candidates"]] == ["c0", "c1", "c2"] and doc["user_prompt"]
+    every = [c for t in TASKS for c in json.loads((out / f"{t}-0" / CANDIDATES).read_text())["candidates"]]
+    assert {c["steps"] for c in every} == {1, 2} and {c["true_cfg"] for c in every} == {1.0, 2.0}
+    assert len({c["seed"] for c in every}) == len(every)
+    # each candidate is `onereward fill` with its recorded settings
+    cond = load_condition(conds / "fill-0")
+    c = doc["candidates"][1]
+    again = fill(cond.source, cond.mask, "fill", cond.prompt, c["negative_prompt"] or "", c["steps"], c["true_cfg"],
+                 None, c["seed"], model=str(tiny_fill_dir))  # fmt: skip
+    assert np.array_equal(to_uint8(again), to_uint8(load_rgb(out / "fill-0" / "c1.png")))
+    rows = [json.loads(line) for line in (out / TO_LABEL).read_text().splitlines()]
+    assert len(rows) == sum(len(t.dimensions) for t in TASKS.values())
+    assert all(r["best"] is None and r["worst"] is None and r["candidates"] == ["c0", "c1", "c2"] for r in rows)
+
+
+def test_a_rerun_makes_only_what_is_missing_and_refuses_other_settings(tmp_path, conds, tiny_fill_dir):
+    out = tmp_path / "c"
+    candidates(str(tiny_fill_dir), conds, out, FAST, progress=False)
+    (out / "removal-0" / CANDIDATES).unlink()  # as a run killed inside that condition leaves it
+    again = candidates(str(tiny_fill_dir), conds, out, FAST, progress=False)
+    assert again["generated"] == 1 and again["skipped"] == 4
+    with pytest.raises(UserError, match="use another --out or the same settings"):
+        candidates(str(tiny_fill_dir), conds, out, CandidateConfig(n=4), progress=False)
+
+
+def oracle_labels(out, conds, leave_out: int = 1) -> list[dict]:
+    """The sheet filled in by the toy oracle (best and worst score per dimension); the first rows left empty."""
+    rows = [json.loads(line) for line in (out / TO_LABEL).read_text().splitlines()]
+    for r in rows[leave_out:]:
+        cond = load_condition(conds / r["condition"])
+        s = {c: score(cond, load_rgb(out / r["condition"] / f"{c}.png"))[r["dimension"]] for c in r["candidates"]}
+        order = sorted(r["candidates"], key=lambda c: s[c])
+        r["worst"], r["best"] = order[0], order[-1]
+    return rows
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_labels_become_preference_pairs(tmp_path, made, conds):
+    out, _ = made
+    rows = oracle_labels(out, conds)
+    meta = import_labels(out, write_jsonl(tmp_path / "labels.jsonl", rows), tmp_path / "prefs")
+    pairs = load_pairs(tmp_path / "prefs")
+    assert meta["pairs"] == len(pairs) == len(rows) - 1 and meta["unlabelled"] == 1
+    assert {p["winner"] for p in pairs} == {"a", "b"}  # the winner's position is drawn, not fixed
+    labelled = {(r["condition"], r["dimension"]): r for r in rows[1:]}
+    for p in pairs:
+        r = labelled[p["condition"], p["dimension"]]
+        winner, loser = (p["image_a"], p["image_b"]) if p["winner"] == "a" else (p["image_b"], p["image_a"])
+        assert winner.endswith(f"/{r['best']}.png") and loser.endswith(f"/{r['worst']}.png")
+    assert len(as_dataset(tmp_path / "prefs")) == len(pairs)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda r: r.update(condition="nope"), "line 2: condition 'nope' is not in"),
+        (lambda r: r.update(dimension="removal_quality"), "line 2: dimension 'removal_quality' is not one of"),
+        (lambda r: r.update(best="c9"), "line 2: best is 'c9'"),
+        (lambda r: r.update(worst=r["best"]), "line 2: best and worst are both"),
+    ],
+)
+def test_bad_label_rows_are_refused_by_line(tmp_path, made, conds, edit, message):
+    out, _ = made
+    rows = oracle_labels(out, conds, leave_out=0)[:3]
+    edit(rows[1])
+    with pytest.raises(UserError, match=message):
+        import_labels(out, write_jsonl(tmp_path / "labels.jsonl", rows), tmp_path / "prefs")
+    assert not (tmp_path / "prefs").exists()
+
+
+def test_a_duplicate_or_broken_line_is_refused(tmp_path, made, conds):
+    out, _ = made
+    rows = oracle_labels(out, conds, leave_out=0)[:2]
+    with pytest.raises(UserError, match="line 3: .* is labelled again .*line 1"):
+        import_labels(out, write_jsonl(tmp_path / "l.jsonl", [*rows, rows[0]]), tmp_path / "p")
+    (tmp_path / "broken.jsonl").write_text(json.dumps(rows[0]) + "\n{not json\n")
+    with pytest.raises(UserError, match="line 2: not JSON"):
+        import_labels(out, tmp_path / "broken.jsonl", tmp_path / "p")
+    with pytest.raises(UserError, match="no labelled row"):
+        import_labels(
+            out, write_jsonl(tmp_path / "empty.jsonl", [dict(rows[0], best=None, worst=None)]), tmp_path / "p"
+        )
+    assert not (tmp_path / "p").exists()
+
+
+def test_cli_candidates_and_import(tmp_path, conds, tiny_fill_dir, monkeypatch, capsys):
+    import sys
+
+    from onereward import cli
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["onereward", *map(str, args)])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        o = capsys.readouterr()
+        return code, o.out, o.err
+
+    out = tmp_path / "c"
+    code, text, err = run("candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", out, "--n", "2",
+                          "--steps", "1", "--true-cfg", "1")  # fmt: skip
+    assert code == 0 and "5 conditions generated" in text, err
+    write_jsonl(tmp_path / "labels.jsonl", oracle_labels(out, conds, leave_out=0))
+    code, text, err = run("import-labels", "--candidates", out, "--labels", tmp_path / "labels.jsonl", "--out",
+                          tmp_path / "prefs")  # fmt: skip
+    assert code == 0 and "pairs to" in text, err
+    for args, message in [
+        (["candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", tmp_path / "x", "--steps", "a"],
+         "--steps 'a'"),
+        (["candidates", "--model", "opencv", "--conditions", conds, "--out", tmp_path / "x"], "not OpenCV"),
+        (["candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", tmp_path / "x", "--n", "1"],
+         "at least 2 candidates"),
+        (["import-labels", "--candidates", conds, "--labels", tmp_path / "labels.jsonl", "--out", tmp_path / "y"],
+         "not a folder from `onereward candidates`"),
+    ]:  # fmt: skip
+        code, _, err = run(*args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
