@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from onereward.data.annotation import CANDIDATES, TO_LABEL, CandidateConfig, candidates, import_labels
 from onereward.data.prefs import as_dataset, load_pairs
@@ -160,3 +161,36 @@ def test_cli_candidates_and_import(tmp_path, conds, tiny_fill_dir, monkeypatch, 
         code, _, err = run(*args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_real_data_pipeline_mixed_sizes_to_a_trained_and_evaluated_reward_model(tmp_path, tiny_fill_dir, tiny_rm_dir):
+    """Conditions of two sizes -> candidates -> labels -> pairs -> train-reward as for Qwen2.5-VL-7B (a model folder
+    by path, LoRA, bf16, vision checkpointing, images read from disk at one training size) -> eval-reward."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from onereward.reward.evaluate import evaluate_reward
+    from onereward.reward.train import RewardTrainConfig, train
+
+    conds = tmp_path / "conds"
+    for size in (64, 96):
+        for task in ("fill", "removal"):
+            for i, c in enumerate(make_conditions(task, 3, seed=1, size=size, split="pref")):
+                save_condition(c, conds / f"{task}-{size}-{i}")
+    cands = tmp_path / "cands"
+    candidates(str(tiny_fill_dir), conds, cands, CandidateConfig(n=2, steps=(1, 2), true_cfg=(1.0,)), progress=False)
+    import_labels(cands, write_jsonl(tmp_path / "labels.jsonl", oracle_labels(cands, conds, 0)), tmp_path / "prefs")
+    cfg = dict(prefs=str(tmp_path / "prefs"), base=str(tiny_rm_dir), lora_rank=4, steps=3, batch_size=2,
+               held_out=0.34, threads=1)  # fmt: skip
+    with pytest.raises(UserError, match="pass --image-size S"):  # in memory, the sizes must agree
+        train(RewardTrainConfig(out=str(tmp_path / "no"), **cfg).check(), progress=False)
+    out = train(RewardTrainConfig(out=str(tmp_path / "rm"), image_size=64, mixed_precision="bf16",
+                                  gradient_checkpointing=True, **cfg).check(), progress=False)  # fmt: skip
+    trained = Qwen2_5_VLForConditionalGeneration.from_pretrained(out)
+    assert trained.dtype == torch.bfloat16  # the bf16 base, the adapters merged into it
+    base = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir, dtype=torch.bfloat16).state_dict()
+    moved = [n for n, t in trained.state_dict().items() if not torch.equal(t, base[n])]
+    assert moved and all("language_model" in n or "visual" in n for n in moved)  # LoRA steps reached the weights
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["steps"] == 3 and report["pairs"]["images"] > 0 and not report["aux_pairs"]
+    result = evaluate_reward(out, tmp_path / "prefs", tmp_path / "acc.json")  # its training size, from the report
+    assert result["n_pairs"] > 0 and set(result["reward_accuracy"]) <= {"fill", "removal"}

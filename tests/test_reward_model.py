@@ -164,6 +164,25 @@ def test_gradient_checkpointing_keeps_less_and_gives_the_same_reward_and_gradien
     assert all(q.grad is None for q in ckpt.model.parameters())  # still a frozen judge
 
 
+def test_gradient_checkpointing_in_training_keeps_prefix_reuse_and_the_gradients(tiny_rm_dir):
+    """train-reward --gradient-checkpointing: the model in train mode, trainable; the vision tower is recomputed,
+    the prefix path still runs (the language model keeps its cache), and every parameter gets the same gradient."""
+    grads = {}
+    for ckpt in (False, True):
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir)
+        sharpened(model)
+        rm = RewardModel.from_model(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(tiny_rm_dir), frozen=False)
+        model.train()
+        if ckpt:
+            rm.enable_gradient_checkpointing()
+        first, second = images(2)
+        rm.yes_no_logits(first, second, "fill", TASKS["fill"].dimensions, PROMPTS[:2])[..., 0].sum().backward()
+        grads[ckpt] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert grads[True].keys() == grads[False].keys() and any("visual" in n for n in grads[True])
+    for n, g in grads[False].items():
+        torch.testing.assert_close(grads[True][n], g, atol=1e-6, rtol=1e-4)
+
+
 def test_bad_calls_teach(tiny_rm):
     first, second = images(2)
     with pytest.raises(ValueError, match="subset of task 'removal'"):

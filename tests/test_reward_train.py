@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from onereward.errors import UserError
 from onereward.reward.train import RewardTrainConfig, both_orders_loss, train
 
 # --- a preference folder of known-quality candidates, labelled by the simulated annotator (no fill model needed) ---
@@ -279,3 +280,14 @@ def test_seconds_budget_stops_on_time_and_evaluates(tmp_path):
     report = json.loads((out / "train_report.json").read_text())
     assert report["steps"] >= 1 and 2.0 <= report["seconds"]["train"] < 10
     assert report["held_out_history"], "the periodic held-out accuracy never ran"
+
+
+def test_a_base_that_does_not_load_is_one_clear_error(tmp_path):
+    prefs = tmp_path / "prefs"
+    toy_prefs(prefs, ("fill",), 4, ("GT", "grey"))
+    (tmp_path / "empty").mkdir()
+    for base, message in [(tmp_path / "empty", "no config.json"), ("nobody/no-such-model", "HF_HUB_OFFLINE=0")]:
+        cfg = RewardTrainConfig(prefs=str(prefs), out=str(tmp_path / "rm"), base=str(base), steps=1, batch_size=2)
+        with pytest.raises(UserError, match=message):
+            train(cfg.check(), progress=False)
+    assert not (tmp_path / "rm" / "config.json").exists()

@@ -96,13 +96,20 @@ def train_reward_command(
     seed: Annotated[int, Opt(help="Seed of the split, the initialisation and the batch order.")] = 0,
     threads: Annotated[int, Opt(help="torch CPU threads (1 is the safe choice on shared cores; 0 = torch's).")] = 1,
     resume: Annotated[bool, Opt(help="Continue from the newest complete checkpoint in --out.")] = False,
+    image_size: Annotated[
+        int, Opt(help="Read images from disk per batch, resized to this square side (real data; 0 = in memory).")
+    ] = 0,
+    mixed_precision: Annotated[str, Opt(help="no or bf16 (autocast; with LoRA a bf16 frozen base).")] = "no",
+    gradient_checkpointing: Annotated[bool, Opt(help="Recompute the vision tower in backward.")] = False,
 ) -> None:
     """Train the reward model with OneReward's both-orders Yes/No loss; held-out conditions recorded in split.json."""
     from onereward.reward.train import RewardTrainConfig, train
 
     cfg = RewardTrainConfig(prefs=str(prefs), out=str(out), base=str(base) if base else "", lora_rank=lora_rank,
                             steps=steps, seconds=seconds, lr=lr, batch_size=batch_size, held_out=held_out,
-                            aux=aux, seed=seed, threads=threads)  # fmt: skip
+                            aux=aux, seed=seed, threads=threads, image_size=image_size,
+                            mixed_precision=mixed_precision,
+                            gradient_checkpointing=gradient_checkpointing)  # fmt: skip
     if not (prefs / "pairs.jsonl").is_file():
         raise UserError(f"--prefs {prefs}: no pairs.jsonl; make a dataset with `onereward collect`")
     _quiet_transformers()
@@ -116,11 +123,14 @@ def eval_reward_command(
     out: Annotated[Path, Opt(help="Accuracy JSON to write (reward_accuracy[family][dimension] = two-order).")],
     markdown: Annotated[Path | None, Opt(help="Also write the Table 1 form as Markdown here.")] = None,
     all_pairs: Annotated[bool, Opt(help="Judge every pair, not only the held-out conditions.")] = False,
+    image_size: Annotated[
+        int | None, Opt(help="Resize images to this square side (default: the training run's --image-size).")
+    ] = None,
 ) -> None:
     """Held-out pairwise accuracy per task family x dimension (two-order headline, one-order, n, position bias)."""
     from onereward.reward.evaluate import evaluate_reward, short_table
 
     _quiet_transformers()
-    result = evaluate_reward(model, prefs, out, markdown=markdown, all_pairs=all_pairs)
+    result = evaluate_reward(model, prefs, out, markdown=markdown, all_pairs=all_pairs, image_size=image_size)
     typer.echo(short_table(result))
     typer.echo(f"wrote {out}")

@@ -138,8 +138,13 @@ def evaluate_reward(
     all_pairs: bool = False,
     batch_size: int = 64,
     device: str | None = None,
+    image_size: int | None = None,
 ) -> dict[str, Any]:
-    """Judge the held-out pairs with the model at `model`; write the accuracy JSON (and a Markdown table)."""
+    """Judge the held-out pairs with the model at `model`; write the accuracy JSON (and a Markdown table).
+
+    image_size: resize every image to this square side as it is read (None: the training run's, from its
+    train_report.json; 0 or no record: the data's own size, held in memory).
+    """
     from onereward.data.prefs import load_pairs
     from onereward.eval.metrics import PAPER_TABLE1, accuracy_detail
     from onereward.eval.tables import (
@@ -151,7 +156,7 @@ def evaluate_reward(
     )
     from onereward.io import save_json
     from onereward.reward.model import RewardModel
-    from onereward.reward.train import SPLIT_FILE, fast_vision_attention, load_bank, real_items
+    from onereward.reward.train import REPORT_FILE, SPLIT_FILE, fast_vision_attention, load_bank, real_items
 
     t0 = time.perf_counter()
     model, prefs = Path(model), Path(prefs)
@@ -176,16 +181,15 @@ def evaluate_reward(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     rm = RewardModel.from_pretrained(model, device=device)
     fast_vision_attention(rm.model)
-    bank_np, index = load_bank(prefs, [r[f] for r in rows for f in ("image_a", "image_b")])
+    if image_size is None and (model / REPORT_FILE).is_file():
+        image_size = json.loads((model / REPORT_FILE).read_text())["config"].get("image_size", 0)
+    bank_np, index = load_bank(prefs, [r[f] for r in rows for f in ("image_a", "image_b")], image_size or 0)
+    bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np  # (N, 3, H, W) uint8
     items = real_items(rows, index)
-    pair_rows = judge_pairs(
-        rm, torch.from_numpy(bank_np), items, [r["task"] for r in rows], [r["dimension"] for r in rows], batch_size
-    )
+    pair_rows = judge_pairs(rm, bank, items, [r["task"] for r in rows], [r["dimension"] for r in rows], batch_size)
     detail = accuracy_detail(pair_rows)  # Table 1's families
     by_task = accuracy_detail(pair_rows, by="task")  # the task table's rows
-    sensitivity = prompt_sensitivity(
-        rm, torch.from_numpy(bank_np), items, [r["task"] for r in rows], [r["dimension"] for r in rows]
-    )
+    sensitivity = prompt_sensitivity(rm, bank, items, [r["task"] for r in rows], [r["dimension"] for r in rows])
     result = {
         "reward_accuracy": {f: {d: c["two_order"] for d, c in per.items()} for f, per in detail.items()},
         "reward_accuracy_detail": detail,

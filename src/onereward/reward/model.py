@@ -107,17 +107,19 @@ class RewardModel:
         return self.vl.lm_head.weight.device
 
     def enable_gradient_checkpointing(self) -> None:
-        """Recompute the vision tower's activations in backward instead of keeping them (the RL reward's memory).
+        """Recompute the vision tower's activations in backward instead of keeping them (training and RL memory).
 
-        The vision tower only. transformers checkpoints a layer in train mode only, and a language-model layer in
-        train mode drops the KV cache that prefix reuse runs on (a replayed layer would write it twice); the frozen
-        judge stays in eval mode. Qwen2.5-VL's vision blocks have no dropout (their attention fixes it at 0), so
-        train mode changes nothing in them but this. A later `model.eval()` turns it off again.
+        The vision tower only: a language-model layer under checkpointing drops the KV cache that prefix reuse runs
+        on (its replay would write the cache twice). transformers checkpoints a layer only in train mode, so the
+        vision blocks are put in train mode, also when the judge is frozen in eval mode: Qwen2.5-VL's vision blocks
+        have no dropout (their attention fixes it at 0), so that changes nothing else. A later `model.eval()` turns
+        it off again.
         """
+        visual = self.vl.model.visual
         # newer transformers name it activation_checkpointing_enable (the old name warns); older 5.x only the old
-        enable = getattr(self.vl, "activation_checkpointing_enable", None) or self.vl.gradient_checkpointing_enable
+        enable = getattr(visual, "activation_checkpointing_enable", None) or visual.gradient_checkpointing_enable
         enable({"use_reentrant": False})
-        for block in self.vl.model.visual.blocks:
+        for block in visual.blocks:
             block.train()
 
     # --- the reward contract ---
@@ -177,7 +179,7 @@ class RewardModel:
     def _prefix_logits(self, pixels: torch.Tensor, grid: torch.Tensor, q: QueryTokens, d: int) -> torch.Tensor:
         """Prefix reuse: vision + LM over the shared image prefix once per pair, then B * D suffixes on its cache."""
         vlm, dev = self.vl.model, self.device
-        _check_cache_usable(self.model)
+        _check_cache_usable(vlm.language_model)
         ids, mask, types = q.right_padded()  # (N, L) each, N = B * D, on the CPU
         n, p = ids.shape[0], q.prefix_ids.shape[0]
         seq_grid = grid.repeat_interleave(d, dim=0)  # (2N, 3) two images per sequence
@@ -247,11 +249,13 @@ def rope_positions(
     return pos[:, inverse]  # (3, N, L)
 
 
-def _check_cache_usable(model: torch.nn.Module) -> None:
+def _check_cache_usable(language_model: torch.nn.Module) -> None:
     """Under gradient checkpointing in train mode HF silently drops the KV cache, which the prefix path needs."""
-    checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
-    if checkpointing and model.training and torch.is_grad_enabled():
+    if torch.is_grad_enabled() and any(
+        getattr(m, "gradient_checkpointing", False) and m.training for m in language_model.modules()
+    ):
         raise ValueError(
-            "prefix reuse needs the KV cache, which transformers drops under gradient checkpointing in train mode; "
-            "pass naive=True, or call model.eval() (dropout is 0 in Qwen2.5-VL), or disable gradient checkpointing"
+            "prefix reuse needs the KV cache, which transformers drops under gradient checkpointing of the language "
+            "model in train mode; pass naive=True, or checkpoint the vision tower only "
+            "(RewardModel.enable_gradient_checkpointing), or call model.eval() (dropout is 0 in Qwen2.5-VL)"
         )

@@ -36,6 +36,12 @@ left it before step 250 and ended with 4 of 9 cells at or above the paper's accu
 What the prior does and does not buy, cell by cell, as measured: docs/REWARD_PRIOR.md.
 With `--base` (e.g. Qwen2.5-VL-7B-Instruct) or data from elsewhere, none of this is used: the paper's recipe alone.
 
+Real data and models. `image_size` S reads each batch's images from disk, resized to S x S (photos come in many sizes
+and do not fit in memory together; without it every image is held in memory and they must share one size; use a
+multiple of the model's patch x merge, 28 for Qwen2.5-VL). `mixed_precision="bf16"` runs the forward under bf16
+autocast and, with LoRA, loads the frozen base weights in bf16 (the adapters stay float32).
+`gradient_checkpointing` recomputes the vision tower in backward (`RewardModel.enable_gradient_checkpointing`).
+
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
 (merged weights, LoRA folded in, processor files), plus split.json, train_report.json, log.jsonl, tensorboard/ and
 checkpoints/.
@@ -110,6 +116,9 @@ class RewardTrainConfig:
     log_every: int = 10
     threads: int = 1  # torch CPU threads (0 = torch's default). One: these models are too small for a second thread
     # to gain much, and on shared cores OpenMP threads waiting for a descheduled partner made steps several x slower
+    image_size: int = 0  # > 0: read images from disk per batch, resized to this square side (real data); 0 = in memory
+    mixed_precision: str = "no"  # "no" | "bf16": autocast (and a bf16 frozen base under LoRA)
+    gradient_checkpointing: bool = False  # recompute the vision tower in backward
 
     def check(self) -> RewardTrainConfig:
         if not self.prefs or not self.out:
@@ -126,6 +135,12 @@ class RewardTrainConfig:
             raise UserError(f"preset {self.preset!r}: choose toy or test")
         if self.lora_rank < 0:
             raise UserError(f"--lora-rank {self.lora_rank}: 0 (full fine-tuning) or a positive rank")
+        if self.image_size < 0 or (0 < self.image_size < 28):
+            raise UserError(f"--image-size {self.image_size}: 0 (the data's own size) or a side >= 28, e.g. 448")
+        if self.image_size and self.aux == "on":
+            raise UserError("--aux on works on the toy world's in-memory images; drop --image-size or use --aux off")
+        if self.mixed_precision not in ("no", "bf16"):
+            raise UserError(f"--mixed-precision {self.mixed_precision!r}: choose no or bf16")
         return self
 
 
@@ -176,19 +191,45 @@ class Items:
         )
 
 
-def load_bank(folder: Path, paths: list[str]) -> tuple[np.ndarray, dict[str, int]]:
-    """Every image a set of rows names -> (N, 3, H, W) uint8 and path -> row."""
+def load_bank(folder: Path, paths: list[str], image_size: int = 0) -> tuple[np.ndarray | DiskImages, dict[str, int]]:
+    """Every image a set of rows names -> the bank ((N, 3, H, W) uint8, or DiskImages with image_size) and
+    path -> row."""
     from PIL import Image
 
     index = {p: i for i, p in enumerate(dict.fromkeys(paths))}
+    if image_size:
+        return DiskImages(folder, list(index), image_size), index
     arrays = []
     for p in index:
         with Image.open(folder / p) as im:
             arrays.append(np.asarray(im.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1))  # (3, H, W)
     sizes = {a.shape for a in arrays}
     if len(sizes) > 1:
-        raise UserError(f"{folder}: images of several sizes {sorted(sizes)}; a reward-model run needs one size")
+        raise UserError(f"{folder}: images of several sizes {sorted(sizes)[:3]}; pass --image-size S (e.g. 448) to "
+                        "resize them to S x S as they are read")  # fmt: skip
     return np.stack(arrays), index
+
+
+class DiskImages:
+    """A bank that stays on disk: indexing it with rows reads those images, resized to size x size, as uint8."""
+
+    def __init__(self, folder: Path, paths: list[str], size: int):
+        self.folder, self.paths, self.size = Path(folder), paths, size
+        self.shape = (len(paths), 3, size, size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, rows: torch.Tensor) -> torch.Tensor:
+        """rows (B,) -> (B, 3, size, size) uint8."""
+        from PIL import Image
+
+        out = []
+        for r in rows.tolist():
+            with Image.open(self.folder / self.paths[r]) as im:
+                im = im.convert("RGB").resize((self.size, self.size), Image.Resampling.BICUBIC)
+                out.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))  # (3, S, S)
+        return torch.from_numpy(np.stack(out))
 
 
 def real_items(rows: list[dict], index: dict[str, int]) -> Items:
@@ -321,8 +362,8 @@ class Sampler:
         return Items(items.tasks[idx], [items.prompts[i] for i in idx], items.first[idx], items.second[idx], labels)
 
 
-def to_images(bank: torch.Tensor, rows: np.ndarray, device) -> torch.Tensor:
-    """Rows of the uint8 bank -> (B, 3, H, W) float32 in [0, 1]."""
+def to_images(bank: torch.Tensor | DiskImages, rows: np.ndarray, device) -> torch.Tensor:
+    """Rows of the uint8 bank (in memory or DiskImages) -> (B, 3, H, W) float32 in [0, 1]."""
     return bank[torch.as_tensor(rows)].to(device).float().div_(255.0)
 
 
@@ -336,9 +377,15 @@ def build_model(cfg: RewardTrainConfig):
     from onereward.reward.processor import ImageOnlyQwen2_5_VLProcessor
 
     if cfg.base:
-        if not (Path(cfg.base) / "config.json").is_file():
+        if Path(cfg.base).exists() and not (Path(cfg.base) / "config.json").is_file():
             raise UserError(f"--base {cfg.base}: not a Qwen2.5-VL folder (no config.json)")
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(cfg.base, dtype=torch.float32)
+        # LoRA under bf16: the frozen base in bf16 (half the memory); full fine-tuning keeps float32 master weights
+        dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" and cfg.lora_rank > 0 else torch.float32
+        try:
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(cfg.base, dtype=dtype)
+        except OSError as e:  # a hub id offline, or a name that is neither a folder nor a model
+            raise UserError(f"--base {cfg.base}: cannot load it ({str(e).splitlines()[0]}); give a Qwen2.5-VL "
+                            "folder, or a hub id with HF_HUB_OFFLINE=0") from None  # fmt: skip
         return model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(cfg.base)
     from onereward.reward.tiny import QWEN2_VL_CHAT_TEMPLATE, build_image_processor, build_tokenizer, tiny_config
 
@@ -486,11 +533,16 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     if not resume and (out / "config.json").exists():
         raise UserError(f"{out} already holds a model; choose another --out")
     acc = Accelerator(cpu=not torch.cuda.is_available())
+    # bf16 autocast by torch itself: accelerate's mixed_precision is fixed once per process (a notebook or a test
+    # that made an Accelerator before could not switch it)
+    autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16")
 
     # --- data: split by condition, images in memory, real pairs (+ the toy prior's auxiliary pairs) ---
     rows = load_pairs(prefs)
     train_rows, held_rows = split_by_condition(rows, cfg.held_out, cfg.seed)
-    use_aux = cfg.aux == "on" or (cfg.aux == "auto" and not cfg.base and (prefs / "candidates.jsonl").is_file())
+    use_aux = cfg.aux == "on" or (
+        cfg.aux == "auto" and not cfg.base and not cfg.image_size and (prefs / "candidates.jsonl").is_file()
+    )
     if use_aux and not (prefs / "candidates.jsonl").is_file():
         raise UserError(f"--aux on needs {prefs / 'candidates.jsonl'} (data from `onereward collect`)")
     train_conds = {r["condition"] for r in train_rows}
@@ -499,7 +551,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         from onereward.reward.aux_pairs import read_candidates
 
         paths += [p for c in read_candidates(prefs) if c["condition"] in train_conds for p in c["candidates"]]
-    bank_np, index = load_bank(prefs, paths)
+    bank_np, index = load_bank(prefs, paths, cfg.image_size)
     real = real_items(train_rows, index)
     aux, sibling, strength = None, None, None
     if use_aux:
@@ -521,7 +573,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         )
         sibling, strength = pool.sibling, pool.strength
         bank_np = np.concatenate([bank_np, pool.images]) if len(pool.images) else bank_np
-    bank = torch.from_numpy(bank_np)  # (N, 3, H, W) uint8
+    bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np  # (N, 3, H, W) uint8
 
     sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling=sibling,
                       prompt_start=cfg.prompt_start, strength=strength, easy_gap=cfg.easy_gap,
@@ -539,6 +591,8 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     model.to(acc.device).train()  # Qwen2.5-VL has no dropout: train() changes nothing but the flag
     fast_vision_attention(model)
     rm = RewardModel.from_model(model, processor, frozen=False)
+    if cfg.gradient_checkpointing:
+        rm.enable_gradient_checkpointing()
     paired = PairedVision(rm.vl.model.visual)
     params = list(trainable(model).values())
     prior = None  # the toy prior's read-out heads (reward/prior.py), trained alongside and never exported
@@ -587,10 +641,10 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         # --- both orders in one call: rows 0..B-1 are (x, y), rows B..2B-1 are (y, x) ---
         for g in optimizer.param_groups:
             g["lr"] = cfg.lr * lr_factor(cfg, step, state["elapsed"])
-        with paired:
+        with paired, autocast:
             logits = rm.yes_no_logits(
                 torch.cat([x, y]), torch.cat([y, x]), task, dims, items.prompts * 2
-            )  # (2B, D, 2)
+            ).float()  # (2B, D, 2)
         loss = both_orders_loss(logits[:b], logits[b:], labels)
         objective, prior_scalars = loss, {}
         if prior is not None:  # toy prior: what each image holds, read out of the same forward
