@@ -59,18 +59,25 @@ class ConditionPool:
     def __init__(self, conditions: list, ids: list[str] | None = None, weights: dict[str, float] | None = None):
         ids = ids or [f"{c.task}/{i:05d}" for i, c in enumerate(conditions)]
         self.by_id = dict(zip(ids, conditions, strict=True))
+        self._index(ids, [c.task for c in conditions], weights)
+
+    def _index(self, ids: list[str], tasks: list[str], weights: dict[str, float] | None) -> None:
         self.by_task: dict[str, list[str]] = {}
-        for i, c in zip(ids, conditions, strict=True):
-            self.by_task.setdefault(c.task, []).append(i)
+        for i, t in zip(ids, tasks, strict=True):
+            self.by_task.setdefault(t, []).append(i)
         w = task_weights(weights)
         self.tasks = [t for t in TASKS if w[t] > 0 and t in self.by_task]
         if not self.tasks:
             raise UserError("the RL pool holds no condition of any task with a positive weight; check data.pool")
         probs = torch.tensor([w[t] for t in self.tasks], dtype=torch.float64)
         self.probs = probs / probs.sum()
+        self._ids = list(ids)
 
     def __len__(self) -> int:
-        return len(self.by_id)
+        return len(self._ids)
+
+    def condition(self, i: str):
+        return self.by_id[i]
 
     def exclude(self, tasks: list[str]) -> None:
         """Stop drawing these tasks (e.g. their reward dimensions are not reliable enough to train on)."""
@@ -86,7 +93,7 @@ class ConditionPool:
         self.probs = probs / probs.sum()
 
     def ids(self) -> list[str]:
-        return list(self.by_id)
+        return list(self._ids)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         """Draw a task by weight, then a condition of that task, for each of batch_size rows."""
@@ -95,10 +102,86 @@ class ConditionPool:
         for p in picks:
             pool = self.by_task[self.tasks[p]]
             ids.append(pool[int(torch.randint(len(pool), (1,), generator=generator))])
-        return to_batch([self.by_id[i] for i in ids], ids)
+        return self.batch(ids)
 
     def batch(self, ids: list[str]) -> Batch:
-        return to_batch([self.by_id[i] for i in ids], ids)
+        return to_batch([self.condition(i) for i in ids], ids)
+
+
+class FolderPool(ConditionPool):
+    """A folder of condition folders (onereward.data.conditions: flat or by task; toy or real images of any size),
+    read when a batch needs them and fitted to size x size (`fit_square`): a real pool does not fit in memory.
+
+    Every folder is checked when the pool is made (files, task, prompt, equal image sizes, from the headers), so a
+    bad one stops the run before training starts.
+    """
+
+    def __init__(self, folder: str | Path, size: int, weights: dict[str, float] | None = None):
+        from onereward.data.conditions import find_conditions
+
+        self.root, self.size = Path(folder), size
+        by_task = find_conditions(self.root)
+        self.folders: dict[str, tuple[str, Path]] = {}
+        for task, dirs in by_task.items():
+            for d in dirs:
+                _check_folder(d, task)
+                self.folders[str(d.relative_to(self.root))] = (task, d)
+        ids = sorted(self.folders)
+        self._index(ids, [self.folders[i][0] for i in ids], weights)
+
+    def condition(self, i: str):
+        from onereward.eval.benchmark import load_item
+
+        task, d = self.folders[i]
+        return fit_square(load_item(d, task), self.size, d)
+
+
+def _check_folder(d: Path, task: str) -> None:
+    from PIL import Image
+
+    from onereward.io import load_json
+
+    for name in ("source.png", "mask.png"):
+        if not (d / name).is_file():
+            raise UserError(f"{d / name}: missing; a condition folder holds source.png, mask.png and meta.json")
+    with Image.open(d / "source.png") as a, Image.open(d / "mask.png") as b:
+        if a.size != b.size:
+            raise UserError(f"{d}: source.png is {a.size[0]}x{a.size[1]}, mask.png {b.size[0]}x{b.size[1]}; "
+                            "give them one size")  # fmt: skip
+    if TASKS[task].uses_prompt and not load_json(d / "meta.json").get("prompt"):
+        raise UserError(f"{d / 'meta.json'}: task {task!r} needs a non-empty 'prompt' (what to generate)")
+
+
+def fit_square(cond, size: int, where: Path | None = None):
+    """A condition of any size as size x size: the short side scaled to `size`, then the square window along the
+    long side centred on the mask, so that the region to generate stays in view. Same-size conditions pass as is."""
+    import cv2
+
+    from onereward.toyworld.world import Condition
+
+    h, w = cond.mask.shape
+    if (h, w) == (size, size):
+        return cond
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+
+    def resize(img: np.ndarray) -> np.ndarray:  # (H, W, 3) -> (nh, nw, 3) in [0, 1]
+        return np.clip(cv2.resize(img, (nw, nh), interpolation=interp), 0, 1).astype(np.float32)
+
+    mask = cv2.resize(cond.mask.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR) >= 0.5
+    ys, xs = np.nonzero(mask)
+    cy, cx = (ys.mean(), xs.mean()) if len(ys) else (nh / 2, nw / 2)
+    top = int(np.clip(round(cy - size / 2), 0, nh - size))
+    left = int(np.clip(round(cx - size / 2), 0, nw - size))
+    crop = (slice(top, top + size), slice(left, left + size))
+    mask = mask[crop].astype(np.float32)
+    if not mask.any():
+        raise UserError(f"{where or 'a condition'}: its mask vanishes at {size}x{size} (too small); enlarge it "
+                        "or raise sampling.size")  # fmt: skip
+    target = None if cond.target is None else resize(cond.target)[crop]
+    meta = {**cond.meta, "fitted_from": [h, w]}
+    return Condition(cond.task, resize(cond.source)[crop], mask, cond.prompt, target, meta)
 
 
 def toy_pool(pool_size: int, size: int, seed: int, split: str = "rl") -> ConditionPool:
@@ -113,12 +196,6 @@ def toy_pool(pool_size: int, size: int, seed: int, split: str = "rl") -> Conditi
     return ConditionPool(conditions, ids)
 
 
-def folder_pool(folder: str | Path) -> ConditionPool:
-    """Conditions from a folder of condition folders (source.png, mask.png, meta.json with task and prompt)."""
-    from onereward.toyworld import load_condition
-
-    folder = Path(folder)
-    dirs = sorted(p for p in folder.iterdir() if (p / "meta.json").is_file()) if folder.is_dir() else []
-    if not dirs:
-        raise UserError(f"{folder}: no condition folders (each needs source.png, mask.png, meta.json)")
-    return ConditionPool([load_condition(d) for d in dirs], [d.name for d in dirs])
+def folder_pool(folder: str | Path, size: int = 64) -> ConditionPool:
+    """The conditions of a folder (FolderPool), fitted to size x size as they are read."""
+    return FolderPool(folder, size)

@@ -132,7 +132,7 @@ def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
 
 def make_pool(cfg: Config) -> ConditionPool:
     if cfg.data.pool:
-        return folder_pool(cfg.data.pool)
+        return folder_pool(cfg.data.pool, cfg.sampling.size)
     return toy_pool(cfg.data.pool_size, cfg.sampling.size, cfg.train.seed, split="rl")
 
 
