@@ -45,6 +45,7 @@ from onereward.reward.commands import (  # noqa: E402
     build_tiny_rm_command,
     collect_command,
     eval_reward_command,
+    judge_command,
     train_reward_command,
 )
 
@@ -52,6 +53,7 @@ app.command("build-tiny-rm")(build_tiny_rm_command)
 app.command("collect")(collect_command)
 app.command("train-reward")(train_reward_command)
 app.command("eval-reward")(eval_reward_command)
+app.command("judge")(judge_command)
 # --- data curation ---
 from onereward.data.commands import (  # noqa: E402
     build_tiny_clip_command,

@@ -1,4 +1,4 @@
-"""CLI commands of the reward model: `onereward build-tiny-rm`. Thin: parse, call, show.
+"""CLI commands of the reward model: build-tiny-rm, collect, train-reward, eval-reward, judge. Thin: parse, call, show.
 
 Heavy imports (torch, transformers) happen inside the commands, so `onereward --help` stays fast.
 """
@@ -134,3 +134,45 @@ def eval_reward_command(
     result = evaluate_reward(model, prefs, out, markdown=markdown, all_pairs=all_pairs, image_size=image_size)
     typer.echo(short_table(result))
     typer.echo(f"wrote {out}")
+
+
+def judge_command(
+    model: Annotated[Path, Opt(help="Reward-model folder (from train-reward, or any Qwen2.5-VL folder).")],
+    task: Annotated[str, Opt(help="fill, text, extend, extend_noprompt or removal")],
+    first: Annotated[Path, Opt(help="The image asked about: is it better than --second?")],
+    second: Annotated[Path, Opt(help="The image it is compared with (same size).")],
+    prompt: Annotated[
+        str | None, Opt(help="The user's prompt (text alignment needs it for fill, text, extend).")
+    ] = None,
+    device: Annotated[str | None, Opt(help="cpu or cuda (default: cuda when available)")] = None,
+) -> None:
+    """Ask the reward model whether --first is better than --second on each of the task's dimensions, in both orders.
+
+    Prints per dimension P(Yes) with --first shown first, P(No) with it shown second (both: first is better) and
+    their mean, the order-free reward (PAPER.md section 2).
+    """
+    import torch
+
+    from onereward.io import load_rgb
+    from onereward.reward.model import RewardModel
+    from onereward.tasks import TASKS
+
+    if task not in TASKS:
+        raise UserError(f"--task {task!r}: choose one of {', '.join(TASKS)}")
+    dims = TASKS[task].dimensions
+    if "text_alignment" in dims and not prompt:
+        raise UserError(f"--task {task} is judged on text alignment, which reads the prompt; pass --prompt")
+    if not (model / "config.json").is_file():
+        raise UserError(f"--model {model}: not a reward-model folder (no config.json); train one with train-reward")
+    a, b = load_rgb(first), load_rgb(second)
+    if a.shape != b.shape:
+        raise UserError(f"--first is {a.shape[1]}x{a.shape[0]}, --second {b.shape[1]}x{b.shape[0]}; give one size")
+    _quiet_transformers()
+    rm = RewardModel.from_pretrained(model, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    x, y = (torch.from_numpy(im).permute(2, 0, 1)[None] for im in (a, b))  # (1, 3, H, W) in [0, 1]
+    with torch.no_grad():
+        ab = rm.p_yes(x, y, task, dims, [prompt])[0].tolist()  # P(Yes | first, second) per dimension
+        ba = rm.p_yes(y, x, task, dims, [prompt])[0].tolist()  # P(Yes | second, first)
+    typer.echo(f"{'dimension':18s}{'first shown first':>19s}{'first shown second':>20s}{'mean':>8s}")
+    for d, p, q in zip(dims, ab, ba, strict=True):
+        typer.echo(f"{d:18s}{p:19.3f}{1 - q:20.3f}{(p + 1 - q) / 2:8.3f}")
