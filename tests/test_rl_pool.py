@@ -97,3 +97,34 @@ def test_rl_trains_on_a_folder_of_real_images_of_several_sizes(tmp_path, tiny_fi
     out = train(config(tiny_fill_dir, "unused", tmp_path / "run", *sets, f"data.ref_cache={refs}"), reward=tiny_rm)
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["loss"]) for r in log)
+
+
+def test_bf16_lora_loads_the_frozen_models_in_bf16_and_trains(tmp_path, tiny_fill_dir, tiny_rm_dir):
+    """The flux-fill-dev preset's setting (LoRA + bf16): policy pipeline and judge are loaded in bf16, the adapters
+    train in float32, and a run completes (in its own process: accelerate fixes mixed precision once per process)."""
+    import os
+    import subprocess
+
+    from test_rl import _cli, train_args
+
+    from onereward.config import Config, apply_overrides
+    from onereward.rl.trainer import load_policy, load_reward
+
+    sets = [f"model.policy={tiny_fill_dir}", f"model.reward={tiny_rm_dir}", "model.mixed_precision=bf16",
+            "model.lora_rank=4"]  # fmt: skip
+    cfg = apply_overrides(Config(), sets)
+    fill, reward = load_policy(cfg, "cpu"), load_reward(cfg, "cpu")
+    adapters = [p for n, p in fill.transformer.named_parameters() if "lora_" in n]
+    frozen = [p for n, p in fill.transformer.named_parameters() if "lora_" not in n]
+    assert adapters and all(p.dtype == torch.float32 and p.requires_grad for p in adapters)
+    assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in frozen)
+    assert reward.model.dtype == torch.bfloat16
+    out = tmp_path / "run"
+    args = train_args(
+        tiny_fill_dir, tiny_rm_dir, out, "train.steps=2", "model.mixed_precision=bf16", "model.lora_rank=4"
+    )
+    res = subprocess.run(_cli(*args), env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
+    assert (out / "policy" / "pytorch_lora_weights.safetensors").is_file()

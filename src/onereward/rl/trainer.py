@@ -67,10 +67,16 @@ def negative_embeds(fill, n: int, cfg: Config):
 
 
 def load_policy(cfg: Config, device):
-    """The fill model whose transformer becomes the policy (full fine-tuning, or LoRA adapters only)."""
+    """The fill model whose transformer becomes the policy (full fine-tuning, or LoRA adapters only).
+
+    Under bf16 with LoRA every frozen weight is loaded in bf16 (FLUX.1-Fill-dev with its T5 is ~24 GB so, ~67 GB in
+    float32); full fine-tuning keeps float32 weights (the trainable ones are the optimiser's master copy).
+    """
     from onereward.models.fill import FillModel
 
-    return prepare_policy(FillModel.from_pretrained(cfg.model.policy, device=device), cfg)
+    bf16 = cfg.model.mixed_precision == "bf16" and cfg.model.lora_rank > 0
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    return prepare_policy(FillModel.from_pretrained(cfg.model.policy, device=device, dtype=dtype), cfg)
 
 
 def prepare_policy(fill, cfg: Config):
@@ -82,6 +88,10 @@ def prepare_policy(fill, cfg: Config):
         net.requires_grad_(False)
         alpha = cfg.model.lora_alpha or cfg.model.lora_rank
         net.add_adapter(LoraConfig(r=cfg.model.lora_rank, lora_alpha=alpha, target_modules=LORA_TARGETS))
+        if net.dtype != torch.float32:  # a bf16 frozen base: the adapters train in float32 (bf16 drops small steps)
+            from diffusers.training_utils import cast_training_params
+
+            cast_training_params(net, dtype=torch.float32)
     else:
         net.requires_grad_(True)
     net.train()
@@ -93,7 +103,9 @@ def prepare_policy(fill, cfg: Config):
 def load_reward(cfg: Config, device):
     from onereward.reward.model import RewardModel
 
-    return RewardModel.from_pretrained(cfg.model.reward, device=device)
+    # a frozen judge: bf16 weights under bf16 (the 7B is ~17 GB so, ~33 GB in float32)
+    dtype = torch.bfloat16 if cfg.model.mixed_precision == "bf16" else torch.float32
+    return RewardModel.from_pretrained(cfg.model.reward, device=device, dtype=dtype)
 
 
 def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
