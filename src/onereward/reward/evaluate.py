@@ -179,7 +179,8 @@ def evaluate_reward(
                 "give the --prefs the model was trained on"
             )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    rm = RewardModel.from_pretrained(model, device=device)
+    dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32  # as every judge on a GPU
+    rm = RewardModel.from_pretrained(model, device=device, dtype=dtype)
     fast_vision_attention(rm.model)
     if image_size is None and (model / REPORT_FILE).is_file():
         image_size = json.loads((model / REPORT_FILE).read_text())["config"].get("image_size", 0)
