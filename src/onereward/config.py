@@ -18,6 +18,8 @@ import yaml
 from onereward.errors import UserError
 from onereward.tasks import task_weights
 
+REQUIRED = "(required)"  # a preset field the user must set (no default would be right)
+
 
 @dataclass
 class ModelConfig:
@@ -91,6 +93,10 @@ class Config:
     def check(self) -> Config:
         """Validate before anything heavy runs; every message says what to change."""
         s, t = self.sampling, self.train
+        for name, value in (("model.reward", self.model.reward), ("data.pool", self.data.pool)):
+            if value == REQUIRED:
+                what = "a reward-model folder" if name == "model.reward" else "a folder of conditions"
+                raise UserError(f"{name} has no default in this preset; pass --set {name}=DIR ({what})")
         if t.algorithm not in ("standard", "dynamic"):
             raise UserError(f"train.algorithm is {t.algorithm!r}; use 'standard' (Algorithm 1) or 'dynamic'")
         if not 0.0 <= s.stop_min <= s.stop_max <= 1.0:

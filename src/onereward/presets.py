@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from onereward.config import Config
+from onereward.config import REQUIRED, Config
 from onereward.errors import UserError
 
 
@@ -53,6 +53,8 @@ def flux_fill_dev() -> Config:
     """
     cfg = Config()
     cfg.model.policy = "black-forest-labs/FLUX.1-Fill-dev"
+    cfg.model.reward = REQUIRED  # your reward model: there is no default judge for real images
+    cfg.data.pool = REQUIRED  # your conditions: without them the trainer would draw toy-world scenes
     cfg.model.lora_rank = 64
     cfg.model.gradient_checkpointing = True
     cfg.model.mixed_precision = "bf16"
