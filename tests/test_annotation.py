@@ -142,8 +142,8 @@ def test_cli_candidates_and_import(tmp_path, conds, tiny_fill_dir, monkeypatch, 
         return code, o.out, o.err
 
     out = tmp_path / "c"
-    code, text, err = run("candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", out, "--n", "2",
-                          "--steps", "1", "--true-cfg", "1")  # fmt: skip
+    code, text, err = run("candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", out,
+                          "--per-condition", "2", "--steps", "1", "--true-cfg", "1")  # fmt: skip
     assert code == 0 and "5 conditions generated" in text, err
     write_jsonl(tmp_path / "labels.jsonl", oracle_labels(out, conds, leave_out=0))
     code, text, err = run("import-labels", "--candidates", out, "--labels", tmp_path / "labels.jsonl", "--out",
@@ -153,8 +153,8 @@ def test_cli_candidates_and_import(tmp_path, conds, tiny_fill_dir, monkeypatch, 
         (["candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", tmp_path / "x", "--steps", "a"],
          "--steps 'a'"),
         (["candidates", "--model", "opencv", "--conditions", conds, "--out", tmp_path / "x"], "not OpenCV"),
-        (["candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", tmp_path / "x", "--n", "1"],
-         "at least 2 candidates"),
+        (["candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", tmp_path / "x",
+          "--per-condition", "1"], "at least 2 candidates"),
         (["import-labels", "--candidates", conds, "--labels", tmp_path / "labels.jsonl", "--out", tmp_path / "y"],
          "not a folder from `onereward candidates`"),
     ]:  # fmt: skip
@@ -194,3 +194,24 @@ def test_real_data_pipeline_mixed_sizes_to_a_trained_and_evaluated_reward_model(
     assert report["steps"] == 3 and report["pairs"]["images"] > 0 and not report["aux_pairs"]
     result = evaluate_reward(out, tmp_path / "prefs", tmp_path / "acc.json")  # its training size, from the report
     assert result["n_pairs"] > 0 and set(result["reward_accuracy"]) <= {"fill", "removal"}
+
+
+def test_two_processes_split_the_conditions_and_make_the_same_candidates(tmp_path, conds, tiny_fill_dir):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}  # the same threads: the same float sums
+    args = ["candidates", "--model", str(tiny_fill_dir), "--conditions", str(conds), "--per-condition", "2",
+            "--steps", "1,2", "--true-cfg", "1,2"]  # fmt: skip
+    for name, launcher in (("two", ["torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561", "-m"]),
+                           ("one", [])):  # fmt: skip
+        cmd = [sys.executable, "-m", *launcher, "onereward.cli", *args, "--out", str(tmp_path / name)]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert res.stdout.count("conditions generated") == 1  # one process reports
+    one, two = tmp_path / "one", tmp_path / "two"
+    pngs = sorted(p.relative_to(one) for p in one.rglob("c*.png"))
+    assert len(pngs) == 10 and pngs == sorted(p.relative_to(two) for p in two.rglob("c*.png"))
+    assert all(np.array_equal(load_rgb(one / f), load_rgb(two / f)) for f in pngs)
+    assert (one / TO_LABEL).read_text() == (two / TO_LABEL).read_text()

@@ -12,7 +12,8 @@ The toy world's `onereward collect` does it all at once with a simulated annotat
        OUT/run.json      the model and the settings' ranges (a rerun with others is refused)
        OUT/to_label.jsonl one row per (condition, dimension): condition, task, prompt, dimension, its definition,
                          candidates, and "best": null, "worst": null for the annotator to fill in
-   A condition whose candidates.json exists is done: a killed run continues where it stopped.
+   A condition whose candidates.json exists is done: a killed run continues where it stopped. Launched as several
+   processes (torchrun, accelerate launch --multi_gpu), they split the conditions; the main one writes the sheet.
 2. `import_labels(candidates_dir, labels, out)`: the filled-in rows (any JSONL with condition, dimension, best,
    worst; best/worst name candidates, "c2"; a row left null is skipped and counted) become a preference folder in
    onereward.data.prefs' format, ready for `train-reward` and `eval-reward`. Image order within a pair is drawn at
@@ -51,7 +52,9 @@ class CandidateConfig:
 
     def check(self) -> None:
         if self.n < 2:
-            raise UserError(f"--n {self.n}: an annotator needs at least 2 candidates to pick a best and a worst")
+            raise UserError(
+                f"--per-condition {self.n}: an annotator needs at least 2 candidates to pick a best and a worst"
+            )
         if not self.steps or any(s < 1 for s in self.steps):
             raise UserError(f"--steps {list(self.steps)}: give step counts >= 1")
         if not self.true_cfg or any(c < 1 for c in self.true_cfg):
@@ -88,7 +91,9 @@ def candidates(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write N candidates per condition and the labelling sheet (module docstring); return run.json's content +
-    {"generated", "skipped"} (conditions)."""
+    {"generated", "skipped"} (conditions, over all processes)."""
+    import torch
+    from accelerate import PartialState
     from tqdm import tqdm
 
     from onereward.eval.benchmark import load_item
@@ -110,13 +115,19 @@ def candidates(
         raise UserError(f"--out {out}: exists and is not a candidates folder; pick a new path")
     if out.resolve().is_relative_to(src.resolve()):
         raise UserError(f"--out {out}: inside the conditions folder {src}; pick a path outside it")
-    save_json(out / RUN, run)
-
+    state = PartialState(cpu=not torch.cuda.is_available())
+    rank, world = state.process_index, state.num_processes
     todo = [
         (t, d) for t in TASK_NAMES for d in by_task.get(t, []) if not (out / d.relative_to(src) / CANDIDATES).is_file()
     ]
-    loaded = load_model(spec.path, spec.transformer, spec.lora, device=device) if todo else None
-    for task, d in tqdm(todo, desc="candidates", unit="condition", disable=not progress):
+    state.wait_for_everyone()  # every process has listed what is left before any of them writes
+    if rank == 0:
+        save_json(out / RUN, run)
+    mine = todo[rank::world]
+    device = device or (str(state.device) if world > 1 else None)
+    loaded = load_model(spec.path, spec.transformer, spec.lora, device=device) if mine else None
+    desc = "candidates" + (f" [{rank + 1}/{world}]" if world > 1 else "")
+    for task, d in tqdm(mine, desc=desc, unit="condition", disable=not progress or rank > 0):
         rel = d.relative_to(src)
         cond = load_item(d, task)  # validates the folder (UserError names the file)
         settings = draw_settings(cfg, str(rel))
@@ -130,7 +141,10 @@ def candidates(
                        s["seed"], model=loaded)  # fmt: skip
             save_image(dest / f"{s['name']}.png", img)
         save_json(dest / CANDIDATES, {"task": task, "user_prompt": _user_prompt(task, cond), "candidates": settings})
-    _write_sheet(src, out, by_task)
+    state.wait_for_everyone()
+    if rank == 0:
+        _write_sheet(src, out, by_task)
+    state.wait_for_everyone()
     return {**run, "generated": len(todo), "skipped": sum(map(len, by_task.values())) - len(todo)}
 
 

@@ -61,7 +61,7 @@ def candidates_command(
         Path, Opt(help="folder of condition folders, flat (DIR/<id>/) or by task (DIR/<task>/<id>/)")
     ],
     out: Annotated[Path, Opt(help="folder: per condition its files + c0.png..; to_label.jsonl for the annotators")],
-    n: Annotated[int, Opt("--n", help="candidates per condition (the paper: 4)")] = 4,
+    per_condition: Annotated[int, Opt(help="candidates per condition (the paper: 4)")] = 4,
     steps: Annotated[str, Opt(help="Euler step counts to draw from")] = "20,28,35,50",
     true_cfg: Annotated[str, Opt(help="true CFG scales to draw from (1 = off)")] = "1,2,4,6",
     guidance: Annotated[float | None, Opt(help="FLUX guidance (default: the model's)")] = None,
@@ -72,10 +72,14 @@ def candidates_command(
     from onereward.data.annotation import TO_LABEL, CandidateConfig, candidates
 
     cfg = CandidateConfig(
-        n=n, steps=_numbers(steps, int, "--steps"), true_cfg=_numbers(true_cfg, float, "--true-cfg"),
+        n=per_condition, steps=_numbers(steps, int, "--steps"), true_cfg=_numbers(true_cfg, float, "--true-cfg"),
         guidance=guidance, seed=seed,
     )  # fmt: skip
     done = candidates(model, conditions, out, cfg, device=device)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return
     typer.echo(f"{done['generated']} conditions generated, {done['skipped']} already there; "
                f"label {out / TO_LABEL}, then `onereward import-labels`")  # fmt: skip
 
