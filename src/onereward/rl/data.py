@@ -133,7 +133,7 @@ class FolderPool(ConditionPool):
         from onereward.eval.benchmark import load_item
 
         task, d = self.folders[i]
-        return fit_square(load_item(d, task), self.size, d)
+        return fit_square(load_item(d, task), self.size)
 
 
 def _check_folder(d: Path, task: str) -> None:
@@ -152,7 +152,7 @@ def _check_folder(d: Path, task: str) -> None:
         raise UserError(f"{d / 'meta.json'}: task {task!r} needs a non-empty 'prompt' (what to generate)")
 
 
-def fit_square(cond, size: int, where: Path | None = None):
+def fit_square(cond, size: int):
     """A condition of any size as size x size: the short side scaled to `size`, then the square window along the
     long side centred on the mask, so that the region to generate stays in view. Same-size conditions pass as is."""
     import cv2
@@ -169,16 +169,14 @@ def fit_square(cond, size: int, where: Path | None = None):
     def resize(img: np.ndarray) -> np.ndarray:  # (H, W, 3) -> (nh, nw, 3) in [0, 1]
         return np.clip(cv2.resize(img, (nw, nh), interpolation=interp), 0, 1).astype(np.float32)
 
-    mask = cv2.resize(cond.mask.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR) >= 0.5
+    # a pixel that covers any masked area is generated: a thin stroke or a small object never vanishes when shrunk
+    mask = cv2.resize(cond.mask.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA) > 0
     ys, xs = np.nonzero(mask)
     cy, cx = (ys.mean(), xs.mean()) if len(ys) else (nh / 2, nw / 2)
     top = int(np.clip(round(cy - size / 2), 0, nh - size))
     left = int(np.clip(round(cx - size / 2), 0, nw - size))
     crop = (slice(top, top + size), slice(left, left + size))
     mask = mask[crop].astype(np.float32)
-    if not mask.any():
-        raise UserError(f"{where or 'a condition'}: its mask vanishes at {size}x{size} (too small); enlarge it "
-                        "or raise sampling.size")  # fmt: skip
     target = None if cond.target is None else resize(cond.target)[crop]
     meta = {**cond.meta, "fitted_from": [h, w]}
     return Condition(cond.task, resize(cond.source)[crop], mask, cond.prompt, target, meta)
