@@ -67,10 +67,11 @@ app.command("build-tiny-clip")(build_tiny_clip_command)
 app.command("candidates")(candidates_command)
 app.command("import-labels")(import_labels_command)
 # --- rl ---
-from onereward.rl.commands import refs_command, train_command  # noqa: E402
+from onereward.rl.commands import export_command, refs_command, train_command  # noqa: E402
 
 app.command("train")(train_command)
 app.command("refs")(refs_command)
+app.command("export")(export_command)
 # --- eval / demo ---
 from onereward.eval.commands import benchmark_command, demo_command, eval_command, report  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""`onereward train` and `onereward refs`: preset -> YAML -> --set overrides -> the trainer."""
+"""`onereward train`, `onereward refs` and `onereward export`: preset -> YAML -> --set overrides -> the trainer."""
 
 from __future__ import annotations
 
@@ -62,3 +62,15 @@ def refs_command(
     cfg = build_config(preset, config, set_)
     cfg.data.ref_cache = ""
     typer.echo(f"reference cache: {build_ref_cache(cfg, out)}")
+
+
+def export_command(
+    run: Annotated[Path, typer.Option(help="run folder of `onereward train` (its log.out)")],
+    out: Annotated[Path, typer.Option(help="new folder: transformer/ (full) or pytorch_lora_weights.safetensors")],
+    step: Annotated[int | None, typer.Option(help="checkpoint step (default: the newest)")] = None,
+    weights: Annotated[str, typer.Option(help="policy, or ema (the EMA of the trained tensors)")] = "policy",
+) -> None:
+    """Write one training checkpoint as a loadable transformer folder or LoRA file (to evaluate it with `eval`)."""
+    from onereward.rl.export import export_checkpoint
+
+    typer.echo(f"wrote {export_checkpoint(run, out, step=step, weights=weights)}")
