@@ -67,7 +67,7 @@ def flux_fill_dev() -> Config:
     cfg.log.out = "runs/train-flux-fill-dev"
     cfg.log.image_every = 100
     cfg.log.save_every = 250
-    cfg.log.keep_checkpoints = 32  # every checkpoint of the 8000 steps (LoRA: ~1 GB each), to compare with `export`
+    cfg.log.keep_checkpoints = 32  # all 32 of the 8000 steps (rank 64: 105M adapter parameters, 1.6 GB a checkpoint)
     return cfg
 
 
