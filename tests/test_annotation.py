@@ -215,3 +215,43 @@ def test_two_processes_split_the_conditions_and_make_the_same_candidates(tmp_pat
     assert len(pngs) == 10 and pngs == sorted(p.relative_to(two) for p in two.rglob("c*.png"))
     assert all(np.array_equal(load_rgb(one / f), load_rgb(two / f)) for f in pngs)
     assert (one / TO_LABEL).read_text() == (two / TO_LABEL).read_text()
+
+
+def test_the_labelling_page_in_headless_chromium_keeps_choices_and_downloads_the_labels(tmp_path, made):
+    """label.html: images load, a candidate chosen as best and worst keeps only the last choice, a reload keeps the
+    choices (localStorage), and the downloaded labels.jsonl imports as pairs."""
+    from test_report import CHROMIUM, CHROMIUM_ARGS, _browser
+
+    out, _ = made
+    sync_playwright = _browser()
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((out / "label.html").as_uri(), wait_until="load")
+            card0 = page.locator("#card-0 img")
+            card0.first.scroll_into_view_if_needed()
+            page.wait_for_function("[...document.querySelectorAll('#card-0 img')].every(i => i.complete)")
+            widths = page.evaluate("[...document.querySelectorAll('#card-0 img')].map(i => i.naturalWidth)")
+            page.check("#card-0 input[data-which=best][value=c1]")
+            page.check("#card-0 input[data-which=worst][value=c0]")
+            page.check("#card-1 input[data-which=worst][value=c2]")
+            page.check("#card-1 input[data-which=best][value=c2]")  # clears worst c2: row 1 stays half-labelled
+            page.reload(wait_until="load")
+            kept = page.evaluate("[...document.querySelectorAll('input:checked')].map(b => b.name + '=' + b.value)")
+            progress = page.inner_text("#progress")
+            with page.expect_download() as download:
+                page.click("#download")
+            download.value.save_as(tmp_path / "labels.jsonl")
+        finally:
+            browser.close()
+    assert errors == []
+    assert len(widths) == 5 and all(w == 64 for w in widths)  # source, mask, c0..c2
+    assert sorted(kept) == ["best-0=c1", "best-1=c2", "worst-0=c0"] and progress.startswith("1 of ")
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert [(r["best"], r["worst"]) for r in rows[:2]] == [("c1", "c0"), (None, None)]
+    meta = import_labels(out, tmp_path / "labels.jsonl", tmp_path / "prefs")
+    assert meta["pairs"] == 1 and meta["unlabelled"] == len(rows) - 1

@@ -12,6 +12,7 @@ The toy world's `onereward collect` does it all at once with a simulated annotat
        OUT/run.json      the model and the settings' ranges (a rerun with others is refused)
        OUT/to_label.jsonl one row per (condition, dimension): condition, task, prompt, dimension, its definition,
                          candidates, and "best": null, "worst": null for the annotator to fill in
+       OUT/label.html    the same rows as a page to label them in a browser, which downloads labels.jsonl
    A condition whose candidates.json exists is done: a killed run continues where it stopped. Launched as several
    processes (torchrun, accelerate launch --multi_gpu), they split the conditions; the main one writes the sheet.
 2. `import_labels(candidates_dir, labels, out)`: the filled-in rows (any JSONL with condition, dimension, best,
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from onereward.data.conditions import find_conditions
+from onereward.data.label_page import write_label_page
 from onereward.errors import UserError
 from onereward.io import atomic_dir, atomic_write, load_json, save_image, save_json
 from onereward.tasks import DIMENSIONS, NEGATIVE_PROMPT, TASK_NAMES, TASKS
@@ -165,6 +167,7 @@ def _write_sheet(src: Path, out: Path, by_task: dict[str, list[Path]]) -> None:
                              "best": None, "worst": None})  # fmt: skip
     text = "".join(json.dumps(r) + "\n" for r in rows)
     atomic_write(out / TO_LABEL, lambda tmp: Path(tmp).write_text(text))
+    write_label_page(out, rows)
 
 
 def _read_labels(path: Path) -> list[tuple[int, dict[str, Any]]]:
