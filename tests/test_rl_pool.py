@@ -127,3 +127,35 @@ def test_bf16_lora_loads_the_frozen_models_in_bf16_and_trains(tmp_path, tiny_fil
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
     assert (out / "policy" / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_real_runs_are_judged_on_held_out_conditions_against_the_base(tmp_path, tiny_fill_dir, tiny_rm, tiny_rm_dir):
+    """log.eval_pool: every eval_every steps the policy's win rate against the base model on held-out conditions,
+    by a reward model; exactly 0.5 at step 0 (the policy is the base, with the same noise), the best step exported."""
+    from test_rl import config
+
+    from onereward.rl.trainer import train
+
+    for name, root in (("train", tmp_path / "pool"), ("held", tmp_path / "held")):
+        real_condition(root / "fill" / f"{name}-a", "fill", 96, 160, (20, 60, 100, 150))
+        real_condition(root / "removal" / f"{name}-b", "removal", 64, 64, (10, 30, 10, 30), prompt=None)
+    sets = (f"data.pool={tmp_path / 'pool'}", f"log.eval_pool={tmp_path / 'held'}", f"log.eval_judge={tiny_rm_dir}",
+            "log.eval_every=1", "model.reward_accuracy=", "train.steps=2")  # fmt: skip
+    out = train(config(tiny_fill_dir, "unused", tmp_path / "run", *sets), reward=tiny_rm)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    evals = [r for r in log if "winrate/mean" in r]
+    assert [r["step"] for r in evals] == [0, 1, 2]
+    assert evals[0]["winrate/fill"] == pytest.approx(0.5, abs=1e-6) and evals[0]["winrate/removal"] == pytest.approx(
+        0.5, abs=1e-6
+    )
+    assert all(0 <= r["winrate/fill"] <= 1 for r in evals)
+    assert len(list((out / "eval_base").glob("*.png"))) == 2 and (out / "best" / "transformer").is_dir()
+    meta = json.loads((out / "checkpoints" / "step-0000002" / "meta.json").read_text())
+    assert meta["best_step"] in (1, 2) and [h[0] for h in meta["history"]] == [0, 1, 2]
+
+
+def test_a_held_out_pool_without_an_evaluation_interval_is_refused():
+    from onereward.config import Config, apply_overrides
+
+    with pytest.raises(UserError, match="set log.eval_every"):
+        apply_overrides(Config(), ["log.eval_pool=held"]).check()

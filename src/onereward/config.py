@@ -76,8 +76,10 @@ class LogConfig:
     out: str = "runs/train"  # run folder: checkpoints, logs, exports
     log_every: int = 1  # JSONL/TensorBoard scalars every N steps
     image_every: int = 50  # image grid (source, mask, reference, policy) every N steps; 0 disables
-    eval_every: int = 0  # oracle usability on held-out conditions every N steps (toy world only); 0 disables
+    eval_every: int = 0  # held-out evaluation every N steps (toy: oracle usability; eval_pool: win rate); 0 disables
     eval_size: int = 64  # held-out conditions per task for those evaluations
+    eval_pool: str = ""  # real data: folder of held-out conditions, judged as win rate against the base model
+    eval_judge: str = ""  # the reward-model folder judging eval_pool ("" = model.reward, the one trained against)
     save_every: int = 50  # checkpoint every N steps (atomic); the last step is always saved
     keep_checkpoints: int = 2  # older checkpoints are deleted once a newer one is complete
 
@@ -135,6 +137,8 @@ class Config:
             raise UserError("log.save_every and log.keep_checkpoints must be >= 1")
         if self.model.mixed_precision not in ("no", "bf16", "fp16"):
             raise UserError(f"model.mixed_precision={self.model.mixed_precision!r}; use no, bf16 or fp16")
+        if self.log.eval_pool and not self.log.eval_every:
+            raise UserError("log.eval_pool is judged every log.eval_every steps; set log.eval_every, e.g. 250")
         if self.data.ref_cache and t.algorithm == "dynamic":
             raise UserError("data.ref_cache only applies to the standard algorithm (the dynamic reference moves)")
         try:

@@ -36,9 +36,9 @@ LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", 
 class RunState:
     step: int = 0
     nan_skipped: int = 0  # steps whose loss or gradient was not finite: skipped, never written into weights
-    best_usability: float = -1.0  # mean held-out oracle usability of the best evaluated step (toy world)
+    best_usability: float = -1.0  # best mean held-out score so far (toy: oracle usability; eval_pool: win rate)
     best_step: int = -1
-    history: list = field(default_factory=list)  # [(step, {task: usability})] of held-out evaluations
+    history: list = field(default_factory=list)  # [(step, {task: score})] of held-out evaluations
 
 
 def reference_noise(fill, ids: list[str], seed: int, size: tuple[int, int]) -> torch.Tensor:
@@ -220,9 +220,14 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
         desc=f"onereward {cfg.train.algorithm}",
         disable=not acc.is_main_process,
     )
+    held = None  # real data's held-out judge (log.eval_pool), on the processes that evaluate
+    if cfg.log.eval_pool and (acc.is_main_process or strategy.collective_forward):
+        from onereward.rl.heldout import HeldOutJudge
+
+        held = HeldOutJudge(cfg, out, acc.device)
     if cfg.log.eval_every and state.step == 0:  # the starting point of the usability curve (never released as best)
-        baseline = evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy, candidate=False)
-        if baseline:  # empty for real data (no oracle) and on processes that do not evaluate
+        baseline = evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy, candidate=False, held=held)
+        if baseline:  # empty for real data without log.eval_pool and on processes that do not evaluate
             logger.scalars(0, baseline)
     while state.step < cfg.train.steps:
         t0 = time.perf_counter()
@@ -314,7 +319,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             **rewards,
         }
         if cfg.log.eval_every and state.step % cfg.log.eval_every == 0:
-            scalars.update(evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy))
+            scalars.update(evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy, held=held))
         if state.step % cfg.log.log_every == 0:
             logger.scalars(state.step, scalars)
         if cfg.log.image_every and state.step % cfg.log.image_every == 0:
@@ -337,23 +342,31 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
 
 
 def evaluate_held_out(
-    fill, net, cfg: Config, state: RunState, out: Path, acc, strategy, candidate: bool = True
+    fill, net, cfg: Config, state: RunState, out: Path, acc, strategy, candidate: bool = True, held=None
 ) -> dict[str, float]:
     """Oracle usability per task on held-out conditions (split "val", never the benchmark's); keeps the best of the
     candidates (the starting point is evaluated with candidate=False: a baseline for the curve, not a release).
     Also logs the oracle's mean score per task x dimension (`oracle/<task>/<dimension>`): usability needs every
     dimension at once, and a policy that trades one dimension for another (e.g. a cleaner background by dropping
     the requested object, which happens when the reward model cannot judge the object) shows only there.
+    With `held` (a HeldOutJudge, real data: log.eval_pool) the score is instead the win rate against the base model
+    (`winrate/<task>`, rl/heldout.py).
 
     The main process evaluates alone, unless the model is sharded (then all processes sample together).
     """
     from onereward.toyworld import make_conditions
     from onereward.toyworld.oracle import score, usable
 
-    if cfg.data.pool or not (acc.is_main_process or strategy.collective_forward):  # real data has no oracle
+    if not (acc.is_main_process or strategy.collective_forward):
+        return {}
+    if held is None and cfg.data.pool:  # real data without log.eval_pool: no oracle, no judge
         return {}
     was_training = net.training
     net.eval()
+    if held is not None:
+        result = held.evaluate(fill, net, cfg, state.step)
+        net.train(was_training)
+        return _keep_best(result, "winrate", net, cfg, state, out, acc, strategy, candidate)
     result, dims = {}, {}
     for task in TASKS:
         conds = make_conditions(task, cfg.log.eval_size, seed=cfg.train.seed, size=cfg.sampling.size, split="val")
@@ -378,12 +391,17 @@ def evaluate_held_out(
         result[f"usability/{task}"] = float(np.mean([usable(task, s) for s in scores]))
         dims.update({f"oracle/{task}/{d}": float(np.mean([s[d] for s in scores])) for d in TASKS[task].dimensions})
     net.train(was_training)
+    return {**_keep_best(result, "usability", net, cfg, state, out, acc, strategy, candidate), **dims}
+
+
+def _keep_best(result: dict[str, float], kind: str, net, cfg, state: RunState, out, acc, strategy, candidate) -> dict:
+    """Record a held-out evaluation ({kind/task: score}); export the policy to out/best when its mean is the best."""
     mean = float(np.mean(list(result.values())))
     state.history.append((state.step, {k.split("/")[1]: v for k, v in result.items()}))
     if candidate and mean > state.best_usability:
         state.best_usability, state.best_step = mean, state.step
         export_weights(out / "best", net, cfg, strategy, acc.is_main_process)
-    return {**result, "usability/mean": mean, **dims}
+    return {**result, f"{kind}/mean": mean}
 
 
 # --- checkpoints ---
