@@ -192,7 +192,8 @@ def test_real_data_pipeline_mixed_sizes_to_a_trained_and_evaluated_reward_model(
     assert moved and all("language_model" in n or "visual" in n for n in moved)  # LoRA steps reached the weights
     report = json.loads((out / "train_report.json").read_text())
     assert report["steps"] == 3 and report["pairs"]["images"] > 0 and not report["aux_pairs"]
-    result = evaluate_reward(out, tmp_path / "prefs", tmp_path / "acc.json")  # its training size, from the report
+    assert json.loads((out / "onereward.json").read_text()) == {"image_size": 64}  # how it judges other sizes
+    result = evaluate_reward(out, tmp_path / "prefs", tmp_path / "acc.json")  # at its training size
     assert result["n_pairs"] > 0 and set(result["reward_accuracy"]) <= {"fill", "removal"}
 
 

@@ -183,6 +183,28 @@ def test_gradient_checkpointing_in_training_keeps_prefix_reuse_and_the_gradients
         torch.testing.assert_close(grads[True][n], g, atol=1e-6, rtol=1e-4)
 
 
+def test_a_judge_trained_at_one_size_resizes_other_images_to_it(tiny_rm_dir, tmp_path):
+    """A reward model from `train-reward --image-size 32` (its onereward.json) judges 64 px images as it would their
+    32 px versions, and the gradient still reaches the 64 px first image."""
+    import json
+    import shutil
+
+    import torch.nn.functional as F
+
+    folder = shutil.copytree(tiny_rm_dir, tmp_path / "rm-at-32")
+    (folder / "onereward.json").write_text(json.dumps({"image_size": 32}))
+    rm = RewardModel.from_pretrained(folder)
+    sharpened(rm.model)
+    assert rm.image_size == 32
+    first, second = images(2, size=64)
+    x = first.clone().requires_grad_(True)
+    p = rm.p_yes(x, second, "removal", ["removal_quality"], ["", ""])  # (2, 1)
+    p.sum().backward()
+    small = [F.interpolate(t, size=(32, 32), mode="bicubic", antialias=True).clamp(0, 1) for t in (first, second)]
+    torch.testing.assert_close(p.detach(), rm.p_yes(*small, "removal", ["removal_quality"], ["", ""]))
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
 def test_bad_calls_teach(tiny_rm):
     first, second = images(2)
     with pytest.raises(ValueError, match="subset of task 'removal'"):

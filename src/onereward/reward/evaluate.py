@@ -142,8 +142,8 @@ def evaluate_reward(
 ) -> dict[str, Any]:
     """Judge the held-out pairs with the model at `model`; write the accuracy JSON (and a Markdown table).
 
-    image_size: resize every image to this square side as it is read (None: the training run's, from its
-    train_report.json; 0 or no record: the data's own size, held in memory).
+    image_size: resize every image to this square side as it is read (None: the size the model was trained at, from
+    its onereward.json; 0 or no record: the data's own size, held in memory).
     """
     from onereward.data.prefs import load_pairs
     from onereward.eval.metrics import PAPER_TABLE1, accuracy_detail
@@ -156,7 +156,7 @@ def evaluate_reward(
     )
     from onereward.io import save_json
     from onereward.reward.model import RewardModel
-    from onereward.reward.train import REPORT_FILE, SPLIT_FILE, fast_vision_attention, load_bank, real_items
+    from onereward.reward.train import SPLIT_FILE, fast_vision_attention, load_bank, real_items
 
     t0 = time.perf_counter()
     model, prefs = Path(model), Path(prefs)
@@ -182,8 +182,8 @@ def evaluate_reward(
     dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32  # as every judge on a GPU
     rm = RewardModel.from_pretrained(model, device=device, dtype=dtype)
     fast_vision_attention(rm.model)
-    if image_size is None and (model / REPORT_FILE).is_file():
-        image_size = json.loads((model / REPORT_FILE).read_text())["config"].get("image_size", 0)
+    if image_size is None:
+        image_size = rm.image_size  # the size it was trained at (its onereward.json), else the data's own
     bank_np, index = load_bank(prefs, [r[f] for r in rows for f in ("image_a", "image_b")], image_size or 0)
     bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np  # (N, 3, H, W) uint8
     items = real_items(rows, index)

@@ -20,6 +20,7 @@ and as the reference the tests check the prefix path against.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,8 +68,10 @@ def repeat_pairs(pixels: torch.Tensor, grid: torch.Tensor, repeats: int) -> tupl
 class RewardModel:
     """A Qwen2.5-VL checkpoint used as OneReward's judge (tiny or Qwen2.5-VL-7B-Instruct, same code)."""
 
-    def __init__(self, model: Qwen2_5_VLForConditionalGeneration, processor, frozen: bool = True):
-        self.model, self.processor = model, processor
+    def __init__(self, model: Qwen2_5_VLForConditionalGeneration, processor, frozen: bool = True, image_size: int = 0):
+        """image_size > 0: images of another size are resized to image_size x image_size before judging (the size
+        `train-reward --image-size` trained it at; recorded in the folder's onereward.json)."""
+        self.model, self.processor, self.image_size = model, processor, image_size
         # The Qwen2.5-VL under any wrapper (a peft LoRA model injects its layers in place, so this still trains them)
         self.vl = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.spec = PixelSpec.of(processor.image_processor)
@@ -95,7 +98,9 @@ class RewardModel:
     ) -> RewardModel:
         """Load a Qwen2.5-VL folder (tiny or Qwen/Qwen2.5-VL-7B-Instruct) with the image-only processor."""
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, device_map=str(device))
-        return cls(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(path), frozen=frozen)
+        judge = Path(path) / "onereward.json"
+        size = int(json.loads(judge.read_text()).get("image_size", 0)) if judge.is_file() else 0
+        return cls(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(path), frozen=frozen, image_size=size)
 
     @classmethod
     def from_model(cls, model: Qwen2_5_VLForConditionalGeneration, processor, frozen: bool = True) -> RewardModel:
@@ -159,10 +164,18 @@ class RewardModel:
         b = first.shape[0]
         if len(prompts) != b:
             raise ValueError(f"got {len(prompts)} prompts for {b} image pairs; pass one prompt per pair")
-        h, w = first.shape[-2:]
-        q = self.queries(task, dims, prompts, self.spec.tokens_per_image(h, w))
         # float32 pixel maths whatever the images' dtype (the model casts pixel_values to its own dtype)
         first, second = (x.to(self.device, torch.float32) for x in (first, second))  # (B, 3, H, W) in [0, 1]
+        s = self.image_size
+        if (
+            s and tuple(first.shape[-2:]) != (s, s) and first.shape == second.shape
+        ):  # the size it was trained at (differentiable, as PIL's bicubic)
+            first, second = (
+                F.interpolate(x, size=(s, s), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+                for x in (first, second)
+            )  # (B, 3, S, S)
+        h, w = first.shape[-2:]
+        q = self.queries(task, dims, prompts, self.spec.tokens_per_image(h, w))
         pixels, grid = pair_pixel_values(first, second, self.spec)  # (2B * n, F), (2B, 3)
         run = self._naive_logits if naive else self._prefix_logits
         return run(pixels, grid, q, len(dims)).reshape(b, len(dims), 2)  # (B, D, 2)
