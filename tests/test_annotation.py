@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 
 from onereward.data.annotation import CANDIDATES, TO_LABEL, CandidateConfig, candidates, import_labels
 from onereward.data.prefs import as_dataset, load_pairs
@@ -117,7 +118,7 @@ def test_a_duplicate_or_broken_line_is_refused(tmp_path, made, conds):
     with pytest.raises(UserError, match="line 3: .* is labelled again .*line 1"):
         import_labels(out, write_jsonl(tmp_path / "l.jsonl", [*rows, rows[0]]), tmp_path / "p")
     (tmp_path / "broken.jsonl").write_text(json.dumps(rows[0]) + "\n{not json\n")
-    with pytest.raises(UserError, match="line 2: not JSON"):
+    with pytest.raises(UserError, match="line 2: not valid JSON"):
         import_labels(out, tmp_path / "broken.jsonl", tmp_path / "p")
     with pytest.raises(UserError, match="no labelled row"):
         import_labels(
@@ -127,27 +128,15 @@ def test_a_duplicate_or_broken_line_is_refused(tmp_path, made, conds):
 
 
 def test_cli_candidates_and_import(tmp_path, conds, tiny_fill_dir, monkeypatch, capsys):
-    import sys
-
-    from onereward import cli
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["onereward", *map(str, args)])
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        o = capsys.readouterr()
-        return code, o.out, o.err
-
     out = tmp_path / "c"
-    code, text, err = run("candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", out,
-                          "--per-condition", "2", "--steps", "1", "--true-cfg", "1")  # fmt: skip
+    args = ["--model", tiny_fill_dir, "--conditions", conds, "--out", out, "--per-condition", "2", "--steps", "1",
+            "--true-cfg", "1"]  # fmt: skip
+    code, text, err = run_cli(monkeypatch, capsys, "candidates", *args)
     assert code == 0 and "5 conditions generated" in text, err
     write_jsonl(tmp_path / "labels.jsonl", oracle_labels(out, conds, leave_out=0))
-    code, text, err = run("import-labels", "--candidates", out, "--labels", tmp_path / "labels.jsonl", "--out",
-                          tmp_path / "prefs")  # fmt: skip
+    labels = tmp_path / "labels.jsonl"
+    code, text, err = run_cli(monkeypatch, capsys, "import-labels", "--candidates", out, "--labels", labels, "--out",
+                              tmp_path / "prefs")  # fmt: skip
     assert code == 0 and "pairs to" in text, err
     for args, message in [
         (["candidates", "--model", tiny_fill_dir, "--conditions", conds, "--out", tmp_path / "x", "--steps", "a"],
@@ -158,7 +147,7 @@ def test_cli_candidates_and_import(tmp_path, conds, tiny_fill_dir, monkeypatch, 
         (["import-labels", "--candidates", conds, "--labels", tmp_path / "labels.jsonl", "--out", tmp_path / "y"],
          "not a folder from `onereward candidates`"),
     ]:  # fmt: skip
-        code, _, err = run(*args)
+        code, _, err = run_cli(monkeypatch, capsys, *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 

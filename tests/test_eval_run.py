@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_cli
 from PIL import Image
 
 from onereward.data.prefs import write_pairs
@@ -29,20 +30,6 @@ from onereward.toyworld import Oracle
 
 COUNTS = {"fill": 2, "text": 1, "extend": 1, "extend_noprompt": 1, "removal": 2}
 FAST = dict(steps=2, true_cfg=1.0, guidance=1.0)
-
-
-def run_cli(monkeypatch, capsys, *args):
-    """Run `onereward ARGS` in-process through cli.main (UserError -> one line on stderr, exit 2)."""
-    from onereward import cli
-
-    monkeypatch.setattr(sys, "argv", ["onereward", *map(str, args)])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -6,22 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 from PIL import Image
 
 from onereward import io
 from onereward.errors import UserError
 from onereward.infer import check_pair, fill, pad_to_multiple
-
-
-def run_cli(monkeypatch, capsys, *args):
-    """Run `onereward ARGS` in-process through cli.main (UserError -> one line on stderr, exit 2)."""
-    from onereward import cli
-
-    monkeypatch.setattr(sys, "argv", ["onereward", *map(str, args)])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 def _png(path, array, mode=None):

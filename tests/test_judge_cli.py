@@ -1,23 +1,9 @@
 """`onereward judge`: one pair, every dimension of a task, both orders, from a reward-model folder."""
 
-import sys
-
 import numpy as np
 import pytest
+from cli_runner import run_cli
 from PIL import Image
-
-
-def run(monkeypatch, capsys, *args):
-    from onereward import cli
-
-    monkeypatch.setattr(sys, "argv", ["onereward", "judge", *map(str, args)])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -36,8 +22,8 @@ def test_judge_prints_both_orders_and_their_mean_per_dimension(monkeypatch, caps
     from onereward.io import load_rgb
 
     a, b, _ = pair
-    code, out, err = run(monkeypatch, capsys, "--model", tiny_rm_dir, "--task", "fill", "--first", a, "--second", b,
-                         "--prompt", "red circle")  # fmt: skip
+    args = ["--model", tiny_rm_dir, "--task", "fill", "--first", a, "--second", b, "--prompt", "red circle"]
+    code, out, err = run_cli(monkeypatch, capsys, "judge", *args)
     assert code == 0, err
     rows = [line.split() for line in out.strip().splitlines()[1:]]
     assert [r[0] for r in rows] == ["text_alignment", "consistency", "structure", "aesthetics"]
@@ -58,5 +44,5 @@ def test_judge_mistakes_are_one_line(monkeypatch, capsys, tiny_rm_dir, pair, tmp
         (["--model", tiny_rm_dir, "--task", "removal", "--first", a, "--second", small], "give one size"),
         (["--model", tmp_path, "--task", "removal", "--first", a, "--second", b], "not a reward-model folder"),
     ]:
-        code, _, err = run(monkeypatch, capsys, *args)
+        code, _, err = run_cli(monkeypatch, capsys, "judge", *args)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

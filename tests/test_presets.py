@@ -1,8 +1,7 @@
 """The presets: the toy one checks as is; flux-fill-dev asks for the user's reward model and conditions."""
 
-import sys
-
 import pytest
+from cli_runner import run_cli
 
 from onereward.config import apply_overrides
 from onereward.errors import UserError
@@ -26,11 +25,6 @@ def test_flux_fill_dev_needs_the_reward_model_and_the_conditions():
 
 
 def test_train_with_the_preset_alone_is_one_line(monkeypatch, capsys, tiny_fill_dir):
-    from onereward import cli
-
-    args = ["onereward", "train", "--preset", "flux-fill-dev", "--set", f"model.policy={tiny_fill_dir}"]
-    monkeypatch.setattr(sys, "argv", args)
-    with pytest.raises(SystemExit) as e:
-        cli.main()
-    err = capsys.readouterr().err
-    assert e.value.code == 2 and "--set model.reward=DIR" in err and len(err.strip().splitlines()) == 1
+    args = ["--preset", "flux-fill-dev", "--set", f"model.policy={tiny_fill_dir}"]
+    code, _, err = run_cli(monkeypatch, capsys, "train", *args)
+    assert code == 2 and "--set model.reward=DIR" in err and len(err.strip().splitlines()) == 1

@@ -1,9 +1,8 @@
 """`onereward export`: a training checkpoint as the same loadable folders the trainer writes at its end."""
 
-import sys
-
 import pytest
 import torch
+from cli_runner import run_cli
 from diffusers import FluxTransformer2DModel
 from safetensors.torch import load_file
 from test_rl import config, weights
@@ -54,8 +53,6 @@ def test_an_earlier_step_is_another_model(runs, tmp_path):
 
 
 def test_export_mistakes_are_one_line(runs, tmp_path, monkeypatch, capsys):
-    from onereward import cli
-
     full, _ = runs
     for args, message in [
         (["--run", tmp_path, "--out", tmp_path / "o"], "no complete checkpoint"),
@@ -63,9 +60,6 @@ def test_export_mistakes_are_one_line(runs, tmp_path, monkeypatch, capsys):
         (["--run", full, "--out", tmp_path / "o", "--weights", "best"], "choose policy or ema"),
         (["--run", full, "--out", full], "not an empty folder"),
     ]:
-        monkeypatch.setattr(sys, "argv", ["onereward", "export", *map(str, args)])
-        with pytest.raises(SystemExit) as e:
-            cli.main()
-        err = capsys.readouterr().err
-        assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        code, _, err = run_cli(monkeypatch, capsys, "export", *args)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()

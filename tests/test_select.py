@@ -1,10 +1,10 @@
 """`onereward select`: CLIP embeddings + K-means per task keep a diverse subset of a condition folder."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
+from cli_runner import run_cli
 
 from onereward.data.select import build_tiny_clip, embed, load_clip, representatives, select
 from onereward.errors import UserError
@@ -77,19 +77,8 @@ def test_bad_counts_are_refused(tmp_path, clip_dir, bench, kwargs, message):
 
 
 def test_cli_select_and_its_one_line_errors(tmp_path, clip_dir, bench, tiny_rm_dir, monkeypatch, capsys):
-    from onereward import cli
-
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["onereward", "select", *map(str, args)])
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    code, out, _ = run("--conditions", bench, "--out", tmp_path / "ok", "--clip", clip_dir, "--per-task", "2")
+    args = ["--conditions", bench, "--out", tmp_path / "ok", "--clip", clip_dir, "--per-task", "2"]
+    code, out, _ = run_cli(monkeypatch, capsys, "select", *args)
     assert code == 0 and "removal" in out and (tmp_path / "ok" / "selection.json").is_file()
     for args, message in [
         (["--conditions", tmp_path / "none", "--out", tmp_path / "o1", "--clip", clip_dir], "no such folder"),
@@ -99,7 +88,7 @@ def test_cli_select_and_its_one_line_errors(tmp_path, clip_dir, bench, tiny_rm_d
         (["--conditions", bench, "--out", tmp_path / "o4", "--clip", tmp_path / "none"], "no model config"),
         (["--conditions", bench, "--out", bench / "sub", "--clip", clip_dir], "inside the input folder"),
     ]:
-        code, _, err = run(*args, "--per-task", "1")
+        code, _, err = run_cli(monkeypatch, capsys, "select", *args, "--per-task", "1")
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o3").exists() and not (bench / "sub").exists()
 

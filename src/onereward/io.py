@@ -137,3 +137,21 @@ def load_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def read_jsonl(path: str | Path, shape: str) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every non-blank line of a JSON Lines file; a line that is not a JSON object raises
+    UserError naming it. `shape` says what an object holds, for that message (e.g. "{condition, best, worst}")."""
+    path = Path(path)
+    rows = []
+    for line, text in enumerate(path.read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} line {line}: not valid JSON ({e.msg}); one {shape} per line") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path} line {line}: not a JSON object; give {shape}")
+        rows.append((line, row))
+    return rows

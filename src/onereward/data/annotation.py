@@ -35,7 +35,7 @@ import numpy as np
 from onereward.data.conditions import find_conditions
 from onereward.data.label_page import write_label_page
 from onereward.errors import UserError
-from onereward.io import atomic_dir, atomic_write, load_json, save_image, save_json
+from onereward.io import atomic_dir, atomic_write, load_json, read_jsonl, save_image, save_json
 from onereward.tasks import DIMENSIONS, NEGATIVE_PROMPT, TASK_NAMES, TASKS
 
 RUN = "run.json"
@@ -173,18 +173,7 @@ def _write_sheet(src: Path, out: Path, by_task: dict[str, list[Path]]) -> None:
 def _read_labels(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise UserError(f"--labels {path}: no such file; fill in {TO_LABEL} from `onereward candidates`")
-    rows = []
-    for line, text in enumerate(path.read_text().splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path} line {line}: not JSON ({e.msg}); one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{path} line {line}: not a JSON object; give {{condition, dimension, best, worst}}")
-        rows.append((line, row))
-    return rows
+    return read_jsonl(path, "{condition, dimension, best, worst}")
 
 
 def import_labels(candidates_dir: str | Path, labels: str | Path, out: str | Path, seed: int = 0) -> dict[str, Any]:

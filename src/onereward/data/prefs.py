@@ -30,7 +30,7 @@ from typing import Any
 from PIL import Image
 
 from onereward.errors import UserError
-from onereward.io import atomic_write
+from onereward.io import atomic_write, read_jsonl
 from onereward.tasks import TASKS
 
 FIELDS = ("id", "condition", "task", "prompt", "source", "mask", "image_a", "image_b", "dimension", "winner")
@@ -90,15 +90,7 @@ def read_manifest(folder: str | Path) -> list[dict[str, Any]]:
     path = folder / MANIFEST
     if not path.is_file():
         raise UserError(f"{folder}: no {MANIFEST}; a preference folder holds {MANIFEST} and its images")
-    rows = []
-    for line, text in enumerate(path.read_text().splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            rows.append(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path} line {line}: not valid JSON ({e.msg})") from None
-    return rows
+    return [row for _, row in read_jsonl(path, "{" + ", ".join(FIELDS) + "}")]
 
 
 def load_pairs(folder: str | Path, check_images: bool = True) -> list[dict[str, Any]]:

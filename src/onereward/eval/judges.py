@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +28,7 @@ from onereward.errors import UserError
 from onereward.eval import metrics
 from onereward.eval.benchmark import BenchItem, has_truth
 from onereward.eval.generate import load_output
-from onereward.io import save_json
+from onereward.io import read_jsonl, save_json
 from onereward.tasks import TASK_NAMES, get_task
 from onereward.toyworld.oracle import THRESHOLDS, score, usable
 
@@ -218,16 +217,8 @@ def load_annotations(path: str | Path, items: Sequence[BenchItem] | None = None)
         raise UserError(f"{path}: no such annotation file; give a JSONL of {{id, model_a, model_b, task, winner}}")
     tasks = {it.id: it.task for it in items} if items is not None else None
     rows = []
-    for n, text in enumerate(path.read_text().splitlines(), start=1):
-        if not text.strip():
-            continue
+    for n, row in read_jsonl(path, "{id, model_a, model_b, task, winner}"):
         where = f"{path} line {n}"
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{where}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise UserError(f"{where}: must be an object {{id, model_a, model_b, task, winner}}")
         for key in ("id", "model_a", "model_b", "task", "winner"):
             if not isinstance(row.get(key), str) or not row[key]:
                 raise UserError(f"{where}: field {key!r} is missing or not a non-empty string")
