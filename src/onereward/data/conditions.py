@@ -1,6 +1,6 @@
-"""A folder of condition folders, as `select` and `candidates` take it: flat (FOLDER/<id>/, as `onereward world`
-writes and the RL pool reads) or grouped by task (FOLDER/<task>/<id>/, a benchmark). Each condition folder holds
-source.png, mask.png and meta.json naming its task (onereward.eval.benchmark gives the format)."""
+"""A folder of condition folders, as `select`, `candidates` and the RL pool (rl.data.FolderPool) take it: flat
+(FOLDER/<id>/, as `onereward world` writes) or grouped by task (FOLDER/<task>/<id>/, a benchmark). Each condition
+folder holds source.png, mask.png and meta.json naming its task (onereward.eval.benchmark gives the format)."""
 
 from __future__ import annotations
 
