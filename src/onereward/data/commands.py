@@ -60,7 +60,7 @@ def candidates_command(
     conditions: Annotated[
         Path, Opt(help="folder of condition folders, flat (DIR/<id>/) or by task (DIR/<task>/<id>/)")
     ],
-    out: Annotated[Path, Opt(help="folder: per condition its files + c0.png..; to_label.jsonl for the annotators")],
+    out: Annotated[Path, Opt(help="folder: per condition its files + c0.png..; to_label.jsonl + label.html to label")],
     per_condition: Annotated[int, Opt(help="candidates per condition (the paper: 4)")] = 4,
     steps: Annotated[str, Opt(help="Euler step counts to draw from")] = "20,28,35,50",
     true_cfg: Annotated[str, Opt(help="true CFG scales to draw from (1 = off)")] = "1,2,4,6",
