@@ -291,3 +291,27 @@ def test_a_base_that_does_not_load_is_one_clear_error(tmp_path):
         with pytest.raises(UserError, match=message):
             train(cfg.check(), progress=False)
     assert not (tmp_path / "rm" / "config.json").exists()
+
+
+def test_two_processes_train_one_model(tmp_path, tiny_rm_dir):
+    """`torchrun --nproc_per_node 2 -m onereward.cli train-reward` as on GPUs (real-data path: a model folder by path,
+    images read from disk): the processes average their gradients, so they hold one model; the main one writes it."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    prefs = tmp_path / "prefs"
+    toy_prefs(prefs, ("removal",), 12, ("GT", "untouched", "grey"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29571", "-m",
+           "onereward.cli", "train-reward", "--prefs", str(prefs), "--out", str(tmp_path / "rm"), "--base",
+           str(tiny_rm_dir), "--steps", "3", "--batch-size", "2", "--image-size", "32", "--aux", "off",
+           "--lr", "1e-3"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("wrote ") == 1
+    report = json.loads((tmp_path / "rm" / "train_report.json").read_text())
+    logged = [json.loads(line) for line in (tmp_path / "rm" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in logged if "loss" in r]
+    assert report["steps"] == 3 and losses and all(math.isfinite(v) for v in losses)
+    trained = Qwen2_5_VLForConditionalGeneration.from_pretrained(tmp_path / "rm").state_dict()
+    base = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir).state_dict()
+    assert any(not torch.equal(trained[k], base[k]) for k in base)

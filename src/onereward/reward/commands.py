@@ -114,7 +114,10 @@ def train_reward_command(
         raise UserError(f"--prefs {prefs}: no pairs.jsonl; make a dataset with `onereward collect`")
     _quiet_transformers()
     path = train(cfg.check(), resume=resume)
-    typer.echo(f"wrote {path}")
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one line, however many processes trained
+        typer.echo(f"wrote {path}")
 
 
 def eval_reward_command(

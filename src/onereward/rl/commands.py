@@ -47,7 +47,10 @@ def train_command(
     if cfg.model.reward_accuracy and not Path(cfg.model.reward_accuracy).is_file():
         cfg.model.reward_accuracy = ""  # no measured accuracy: every dimension enters the loss
     out = train(cfg, resume=resume)
-    typer.echo(f"run folder: {out}")
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one line, however many processes trained
+        typer.echo(f"run folder: {out}")
 
 
 def refs_command(
