@@ -65,6 +65,9 @@ def repeat_pairs(pixels: torch.Tensor, grid: torch.Tensor, repeats: int) -> tupl
     return pixels.reshape(-1, pixels.shape[-1]), grid.repeat_interleave(repeats, dim=0)  # (B * R * 2 * n, F), (2BR, 3)
 
 
+JUDGE_FILE = "onereward.json"  # in a reward-model folder: {"image_size": S} when trained at S x S (train-reward)
+
+
 class RewardModel:
     """A Qwen2.5-VL checkpoint used as OneReward's judge (tiny or Qwen2.5-VL-7B-Instruct, same code)."""
 
@@ -98,7 +101,7 @@ class RewardModel:
     ) -> RewardModel:
         """Load a Qwen2.5-VL folder (tiny or Qwen/Qwen2.5-VL-7B-Instruct) with the image-only processor."""
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=dtype, device_map=str(device))
-        judge = Path(path) / "onereward.json"
+        judge = Path(path) / JUDGE_FILE
         size = int(json.loads(judge.read_text()).get("image_size", 0)) if judge.is_file() else 0
         return cls(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(path), frozen=frozen, image_size=size)
 

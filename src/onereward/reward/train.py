@@ -68,7 +68,6 @@ from onereward.tasks import MAX_DIMS, TASK_NAMES, TASKS
 
 SPLIT_FILE = "split.json"
 REPORT_FILE = "train_report.json"
-JUDGE_FILE = "onereward.json"  # how the judge reads images: {"image_size": S} when trained at S x S (RewardModel)
 
 # Sizes of the embedded default's reward model (the "toy" preset of reward/tiny.py with these fields replaced).
 TOY_RM: dict[str, int] = dict(v_hidden=64, v_depth=2, v_heads=4, hidden=64, layers=2, heads=4, kv_heads=2)
@@ -792,4 +791,6 @@ def export(out: Path, model, processor, cfg: RewardTrainConfig) -> None:
     processor.image_processor.save_pretrained(out)
     (out / "chat_template.json").write_text(json.dumps({"chat_template": processor.chat_template}, indent=2) + "\n")
     if cfg.image_size:  # the judge sees what it was trained on: RewardModel resizes its inputs to this size
+        from onereward.reward.model import JUDGE_FILE
+
         (out / JUDGE_FILE).write_text(json.dumps({"image_size": cfg.image_size}) + "\n")

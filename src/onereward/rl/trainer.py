@@ -69,8 +69,8 @@ def negative_embeds(fill, n: int, cfg: Config):
 def load_policy(cfg: Config, device):
     """The fill model whose transformer becomes the policy (full fine-tuning, or LoRA adapters only).
 
-    Under bf16 with LoRA every frozen weight is loaded in bf16 (FLUX.1-Fill-dev with its T5 is ~24 GB so, ~67 GB in
-    float32); full fine-tuning keeps float32 weights (the trainable ones are the optimiser's master copy).
+    Under bf16 with LoRA every frozen weight is loaded in bf16 (FLUX.1-Fill-dev with T5-XXL, ~17B parameters: ~34 GB
+    so, ~68 GB in float32); full fine-tuning keeps float32 weights (the trainable ones are the optimiser's master).
     """
     from onereward.models.fill import FillModel
 
