@@ -296,7 +296,8 @@ def test_a_base_that_does_not_load_is_one_clear_error(tmp_path):
 def test_two_processes_train_one_model(tmp_path, tiny_rm_dir):
     """`torchrun --nproc_per_node 2 -m onereward.cli train-reward` as on GPUs (real-data path: a model folder by path,
     images read from disk) runs to the end through the gradient averaging, held-out evaluation, checkpoints and
-    export; the main process writes the model and reports it once."""
+    export; the replicas end as one model (train-reward checks the sum of their weights), and the main process
+    writes it and reports it once."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     prefs = tmp_path / "prefs"

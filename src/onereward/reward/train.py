@@ -709,6 +709,13 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         if state["step"] % cfg.save_every == 0 or finished(cfg, state["step"], state["elapsed"]):
             save_checkpoint(out / "checkpoints", model, optimizer, state, cfg, acc, heads)
     bar.close()
+    if acc.num_processes > 1:  # the gradients were averaged by hand above: the replicas must still be one model
+        total = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1)  # (1,)
+        sums = acc.gather(total)  # (processes,)
+        if not bool((sums == sums[0]).all()):
+            raise RuntimeError(
+                f"the {acc.num_processes} processes ended with different weights (sums {sums.tolist()})"
+            )
 
     # --- export: merged weights + processor, loadable as Qwen2.5-VL ---
     if acc.is_main_process:
