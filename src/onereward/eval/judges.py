@@ -121,6 +121,16 @@ class OracleJudge:
 # --- a judge behind the reward contract ---
 
 
+def two_order_win(reward, a, b, task: str, dims: list[str], prompts: list, conditions=None):
+    """(B, D) float32 CPU: P(a better than b) over both orders, (P(Yes | a, b) + 1 - P(Yes | b, a)) / 2.
+
+    a, b: (B, 3, H, W) in [0, 1]; reward: anything with the contract's p_yes. Called without grad by its users.
+    """
+    p_ab = reward.p_yes(a, b, task, dims, prompts, conditions=conditions).float().cpu()  # (B, D)
+    p_ba = reward.p_yes(b, a, task, dims, prompts, conditions=conditions).float().cpu()  # (B, D)
+    return (p_ab + 1 - p_ba) / 2
+
+
 def win_rows(reward, items: Sequence[BenchItem], dir_a: Path, dir_b: Path, batch_size: int = 8) -> list[dict]:
     """Per item, P(A better than B) on each of its task's dimensions, over both orders (module docstring).
 
@@ -137,9 +147,7 @@ def win_rows(reward, items: Sequence[BenchItem], dir_a: Path, dir_b: Path, batch
         prompts = [it.cond.prompt for it in group]
         conds = [it.cond for it in group]
         with torch.no_grad():
-            p_ab = reward.p_yes(a, b, task, dims, prompts, conditions=conds).float().cpu()  # (B, D)
-            p_ba = reward.p_yes(b, a, task, dims, prompts, conditions=conds).float().cpu()  # (B, D)
-        p = ((p_ab + 1 - p_ba) / 2).numpy()  # (B, D) two-order P(A > B)
+            p = two_order_win(reward, a, b, task, dims, prompts, conds).numpy()  # (B, D) two-order P(A > B)
         for it, row in zip(group, p, strict=True):
             rows.append({"id": it.id, "task": task, "p_win": {d: float(v) for d, v in zip(dims, row, strict=True)}})
     return rows
@@ -173,14 +181,10 @@ class PairwiseJudge:
     @classmethod
     def from_folder(cls, path: str | Path, device: str | None = None, batch_size: int = 8) -> PairwiseJudge:
         """A Qwen2.5-VL reward model folder (tiny or 7B): CUDA in bfloat16 when there is one, else CPU float32."""
-        import torch
-
         from onereward.reward.model import RewardModel
 
         check_reward_folder(path)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-        return cls(RewardModel.from_pretrained(path, device=device, dtype=dtype), f"reward:{path}", batch_size)
+        return cls(RewardModel.for_judging(path, device), f"reward:{path}", batch_size)
 
     def evaluate(self, items, eval_dir, models, base, margin) -> dict[str, Any]:
         """Writes eval_dir/<model>/win_vs_<base>.json (per-item P(A > B)); sections win_rate and gsb."""

@@ -171,9 +171,7 @@ def judge_command(
     if a.shape != b.shape:
         raise UserError(f"--first is {a.shape[1]}x{a.shape[0]}, --second {b.shape[1]}x{b.shape[0]}; give one size")
     _quiet_transformers()
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32  # as every judge on a GPU
-    rm = RewardModel.from_pretrained(model, device=device, dtype=dtype)
+    rm = RewardModel.for_judging(model, device)
     x, y = (torch.from_numpy(im).permute(2, 0, 1)[None] for im in (a, b))  # (1, 3, H, W) in [0, 1]
     with torch.no_grad():
         ab = rm.p_yes(x, y, task, dims, [prompt])[0].tolist()  # P(Yes | first, second) per dimension

@@ -178,9 +178,7 @@ def evaluate_reward(
                 f"none of the {len(held_conditions)} held-out conditions of {split_path} is in {prefs}; "
                 "give the --prefs the model was trained on"
             )
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32  # as every judge on a GPU
-    rm = RewardModel.from_pretrained(model, device=device, dtype=dtype)
+    rm = RewardModel.for_judging(model, device)
     fast_vision_attention(rm.model)
     if image_size is None:
         image_size = rm.image_size  # the size it was trained at (its onereward.json), else the data's own

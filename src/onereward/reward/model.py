@@ -106,6 +106,14 @@ class RewardModel:
         return cls(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(path), frozen=frozen, image_size=size)
 
     @classmethod
+    def for_judging(cls, path: str | Path, device: str | torch.device | None = None) -> RewardModel:
+        """A frozen judge as evaluation loads one: on CUDA in bfloat16 when there is a GPU (or `device` is one),
+        else on the CPU in float32."""
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+        return cls.from_pretrained(path, device=device, dtype=dtype)
+
+    @classmethod
     def from_model(cls, model: Qwen2_5_VLForConditionalGeneration, processor, frozen: bool = True) -> RewardModel:
         """Wrap an already built model (e.g. under training, with frozen=False)."""
         return cls(model, processor, frozen=frozen)
@@ -169,10 +177,8 @@ class RewardModel:
             raise ValueError(f"got {len(prompts)} prompts for {b} image pairs; pass one prompt per pair")
         # float32 pixel maths whatever the images' dtype (the model casts pixel_values to its own dtype)
         first, second = (x.to(self.device, torch.float32) for x in (first, second))  # (B, 3, H, W) in [0, 1]
-        s = self.image_size
-        if (
-            s and tuple(first.shape[-2:]) != (s, s) and first.shape == second.shape
-        ):  # the size it was trained at (differentiable, as PIL's bicubic)
+        s = self.image_size  # the size it was trained at; resized differentiably, as PIL's bicubic resized its data
+        if s and tuple(first.shape[-2:]) != (s, s) and first.shape == second.shape:
             first, second = (
                 F.interpolate(x, size=(s, s), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
                 for x in (first, second)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from onereward.errors import UserError
+from onereward.eval.judges import two_order_win
 from onereward.io import load_rgb, save_image
 from onereward.rl.data import FolderPool, seed_of
 from onereward.tasks import TASKS
@@ -30,8 +31,7 @@ class HeldOutJudge:
 
         self.pool = FolderPool(cfg.log.eval_pool, cfg.sampling.size)
         self.ids = {t: self.pool.by_task[t][: cfg.log.eval_size] for t in self.pool.tasks}
-        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-        self.judge = RewardModel.from_pretrained(cfg.log.eval_judge or cfg.model.reward, device=device, dtype=dtype)
+        self.judge = RewardModel.for_judging(cfg.log.eval_judge or cfg.model.reward, device)
         self.base_dir = out / "eval_base"
 
     def _sample(self, fill, net, cfg, ids: list[str]) -> np.ndarray:
@@ -69,11 +69,9 @@ class HeldOutJudge:
             prompts = [self.pool.condition(i).prompt for i in ids]
             dims = list(TASKS[task].dimensions)
             a, b = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 for x in (policy, base))  # (N, 3, H, W)
-            wins = []
-            for i in range(0, len(ids), BATCH):
-                sl = slice(i, i + BATCH)
-                ab = self.judge.p_yes(a[sl], b[sl], task, dims, prompts[sl]).float().cpu()  # (n, D)
-                ba = self.judge.p_yes(b[sl], a[sl], task, dims, prompts[sl]).float().cpu()  # (n, D)
-                wins.append((ab + 1 - ba) / 2)
+            wins = [
+                two_order_win(self.judge, a[i : i + BATCH], b[i : i + BATCH], task, dims, prompts[i : i + BATCH])
+                for i in range(0, len(ids), BATCH)
+            ]  # (n, D) each
             result[f"winrate/{task}"] = float(torch.cat(wins).mean())
         return result
