@@ -34,9 +34,9 @@ class HeldOutJudge:
         self.judge = RewardModel.for_judging(cfg.log.eval_judge or cfg.model.reward, device)
         self.base_dir = out / "eval_base"
 
-    def _sample(self, fill, net, cfg, ids: list[str]) -> np.ndarray:
-        """(N, H, W, 3) uint8 images of `net` on these conditions; noise from (seed, id) alone."""
-        out = []
+    def _sample(self, fill, net, cfg, ids: list[str]) -> tuple[np.ndarray, list[str]]:
+        """((N, H, W, 3) uint8 images of `net` on these conditions, their N prompts); noise from (seed, id) alone."""
+        out, prompts = [], []
         for i in range(0, len(ids), BATCH):
             b = self.pool.batch(ids[i : i + BATCH])
             h, w = b.sources.shape[-2:]
@@ -45,28 +45,28 @@ class HeldOutJudge:
             imgs = fill.sample(b.sources, b.masks, b.prompts, steps=cfg.sampling.steps, true_cfg=1.0,
                                guidance=cfg.sampling.guidance, noise=noise, transformer=net)  # fmt: skip
             out.append(np.round(imgs.permute(0, 2, 3, 1).float().cpu().numpy() * 255).astype(np.uint8))
-        return np.concatenate(out)
+            prompts += b.prompts
+        return np.concatenate(out), prompts
 
-    def _base(self, fill, net, cfg, task: str, step: int) -> np.ndarray:
+    def _base(self, task: str, step: int, policy: np.ndarray) -> np.ndarray:
+        """The base model's images of `task`: from disk, or at step 0 the policy's own (it is the base model then)."""
         paths = [self.base_dir / f"{i.replace('/', '__')}.png" for i in self.ids[task]]
         if all(p.is_file() for p in paths):
             return np.stack([np.round(load_rgb(p) * 255).astype(np.uint8) for p in paths])
         if step > 0:
             raise UserError(f"{self.base_dir}: the base model's held-out images are missing (made at step 0); "
                             "restore them or start the run again")  # fmt: skip
-        images = self._sample(fill, net, cfg, self.ids[task])
-        for p, im in zip(paths, images, strict=True):
+        for p, im in zip(paths, policy, strict=True):
             save_image(p, im.astype(np.float32) / 255)
-        return images
+        return policy
 
     @torch.no_grad()
     def evaluate(self, fill, net, cfg, step: int) -> dict[str, float]:
         """{winrate/<task>: two-order P(policy beats base), mean over conditions and the task's dimensions}."""
         result = {}
         for task, ids in self.ids.items():
-            base = self._base(fill, net, cfg, task, step)
-            policy = self._sample(fill, net, cfg, ids)
-            prompts = [self.pool.condition(i).prompt for i in ids]
+            policy, prompts = self._sample(fill, net, cfg, ids)
+            base = self._base(task, step, policy)
             dims = list(TASKS[task].dimensions)
             a, b = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 for x in (policy, base))  # (N, 3, H, W)
             wins = [
