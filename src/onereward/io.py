@@ -155,3 +155,9 @@ def read_jsonl(path: str | Path, shape: str) -> list[tuple[int, dict[str, Any]]]
             raise UserError(f"{path} line {line}: not a JSON object; give {shape}")
         rows.append((line, row))
     return rows
+
+
+def occupied(path: str | Path) -> bool:
+    """Whether writing a new folder at `path` would overwrite something: a file, or a folder that is not empty."""
+    path = Path(path)
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))

@@ -35,7 +35,7 @@ import numpy as np
 from onereward.data.conditions import find_conditions
 from onereward.data.label_page import write_label_page
 from onereward.errors import UserError
-from onereward.io import atomic_dir, atomic_write, load_json, read_jsonl, save_image, save_json
+from onereward.io import atomic_dir, atomic_write, load_json, occupied, read_jsonl, save_image, save_json
 from onereward.tasks import DIMENSIONS, NEGATIVE_PROMPT, TASK_NAMES, TASKS
 
 RUN = "run.json"
@@ -113,7 +113,7 @@ def candidates(
         old = load_json(out / RUN)
         if old != json.loads(json.dumps(run)):
             raise UserError(f"{out}: made with {old}, not {run}; use another --out or the same settings")
-    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+    elif occupied(out):
         raise UserError(f"--out {out}: exists and is not a candidates folder; pick a new path")
     if out.resolve().is_relative_to(src.resolve()):
         raise UserError(f"--out {out}: inside the conditions folder {src}; pick a path outside it")
@@ -183,7 +183,7 @@ def import_labels(candidates_dir: str | Path, labels: str | Path, out: str | Pat
     root, labels, out = Path(candidates_dir), Path(labels), Path(out)
     if not (root / RUN).is_file():
         raise UserError(f"--candidates {root}: not a folder from `onereward candidates` (no {RUN})")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if occupied(out):
         raise UserError(f"--out {out}: exists and is not an empty folder; pick a new path")
     rng = np.random.default_rng(seed)
     pairs, used, seen, unlabelled = [], set(), {}, 0

@@ -30,7 +30,7 @@ import numpy as np
 
 from onereward.data.conditions import find_conditions
 from onereward.errors import UserError
-from onereward.io import atomic_dir, load_rgb, save_json, to_uint8
+from onereward.io import atomic_dir, load_rgb, occupied, save_json, to_uint8
 from onereward.tasks import TASK_NAMES
 
 SELECTION = "selection.json"
@@ -136,7 +136,7 @@ def select(
     src, out = Path(folder), Path(out)
     by_task = find_conditions(src)
     keep = counts_to_keep({t: len(d) for t, d in by_task.items()}, fraction, per_task)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if occupied(out):
         raise UserError(f"--out {out}: exists and is not an empty folder; pick a new path")
     if out.resolve().is_relative_to(src.resolve()):
         raise UserError(f"--out {out}: inside the input folder {src}; pick a path outside it")

@@ -47,6 +47,7 @@ import typer
 from typer import Option as Opt
 
 from onereward.errors import UserError
+from onereward.io import occupied
 from onereward.tasks import TASK_NAMES
 
 REPORT_FILE = "pretrain_report.json"
@@ -95,8 +96,7 @@ class PretrainConfig:
 
 
 def check_out(out: Path, overwrite: bool) -> None:
-    occupied = out.is_file() or (out.is_dir() and any(out.iterdir()))
-    if occupied and not overwrite:
+    if occupied(out) and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite or choose another --out")
 
 

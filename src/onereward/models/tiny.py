@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from onereward.errors import UserError
-from onereward.io import atomic_dir
+from onereward.io import atomic_dir, occupied
 
 # Words that become single tokens in both tokenizers; anything else falls back to characters (T5) or bytes (CLIP).
 TOY_WORDS: tuple[str, ...] = (
@@ -218,8 +218,7 @@ def build_tiny_flux_fill(out_dir: str | Path, preset: str = "test", seed: int = 
     The folder is written next to `out_dir` and renamed into place, so a crash never leaves half a model.
     """
     out = Path(out_dir)
-    occupied = out.is_file() or (out.is_dir() and any(out.iterdir()))
-    if occupied and not overwrite:
+    if occupied(out) and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite or choose another --out")
     pipe = build_tiny_pipeline(preset, seed)
     with atomic_dir(out) as tmp:

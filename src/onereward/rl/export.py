@@ -17,6 +17,7 @@ import torch
 
 from onereward import checkpoint
 from onereward.errors import UserError
+from onereward.io import occupied
 
 WEIGHTS = ("policy", "ema")  # the policy, or the EMA of its trainable tensors (Algorithm 1's output model)
 
@@ -47,7 +48,7 @@ def export_checkpoint(run: str | Path, out: str | Path, step: int | None = None,
         raise UserError(f"--weights {weights!r}: choose policy or ema")
     run, out = Path(run), Path(out)
     path = find_checkpoint(run, step)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if occupied(out):
         raise UserError(f"--out {out}: exists and is not an empty folder; pick a new path")
     parts, meta = checkpoint.load(path)
     cfg = from_dict(meta["config"])
