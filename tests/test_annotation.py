@@ -230,8 +230,15 @@ def test_the_labelling_page_in_headless_chromium_keeps_choices_and_downloads_the
             page.check("#card-0 input[data-which=worst][value=c0]")
             page.check("#card-1 input[data-which=worst][value=c2]")
             page.check("#card-1 input[data-which=best][value=c2]")  # clears worst c2: row 1 stays half-labelled
-            page.reload(wait_until="load")
-            kept = page.evaluate("[...document.querySelectorAll('input:checked')].map(b => b.name + '=' + b.value)")
+            # Chromium commits localStorage to the browser process asynchronously: reload until it has (10 s at most)
+            for _ in range(50):
+                page.wait_for_timeout(200)
+                page.reload(wait_until="load")
+                kept = page.evaluate(
+                    "[...document.querySelectorAll('input:checked')].map(b => b.name + '=' + b.value)"
+                )
+                if len(kept) == 3:
+                    break
             progress = page.inner_text("#progress")
             with page.expect_download() as download:
                 page.click("#download")

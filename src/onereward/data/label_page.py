@@ -2,9 +2,9 @@
 
 A static, self-contained page (no server, no network): one card per (condition, dimension) row with the source, the
 mask and the N candidates, read from the folder by relative path; a "best" and a "worst" choice under each candidate
-(choosing one as both clears the other); choices kept in the browser's localStorage, so a reload or a crash loses
-nothing; "Download labels.jsonl" writes every row, best/worst filled in where both were chosen (else null): the file
-`onereward import-labels` reads.
+(choosing one as both clears the other); choices kept in the browser's localStorage, so a reload restores them
+(the browser stores a click within moments, not at once); "Download labels.jsonl" writes every row, best/worst
+filled in where both were chosen (else null): the file `onereward import-labels` reads.
 """
 
 from __future__ import annotations
