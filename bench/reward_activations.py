@@ -1,5 +1,6 @@
 """Benchmark: the activation memory the RL reward keeps for backward at Qwen2.5-VL-7B's widths, with and without
-gradient checkpointing (`model.gradient_checkpointing`, which the reward model applies to its vision tower).
+gradient checkpointing (`model.gradient_checkpointing`, which the reward model applies to its vision tower and its
+language model).
 
 One RL reward call scores the policy image against the reference on a task's 4 dimensions (prefix reuse) and its
 backward reaches the policy image. What autograd keeps between the two is counted exactly on the CPU: every tensor
@@ -40,6 +41,9 @@ BUILDS = {
     "check": ((False, True), 2),  # base + full + lm: the parts should add up to it
 }
 SEVEN_B = {"window": 28, "full": 4, "lm": 28}  # Qwen2.5-VL-7B: full attention in 4 of its 32 vision blocks
+# plain; the vision tower recomputed alone (what model.gradient_checkpointing did until 2026-11-28); and the whole
+# judge, its language layers too (RewardModel.enable_gradient_checkpointing: checkpoint_with_cache)
+MODES = ("plain", "vision only", "checkpointing")
 
 
 def build(full_attention: tuple[bool, ...], lm_depth: int) -> RewardModel:
@@ -101,16 +105,16 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     gib = 2**30
-    kept: dict[tuple[bool, int], dict[str, float]] = {}
+    kept: dict[tuple[str, int], dict[str, float]] = {}
     tokens = {}
     for name, (full_attention, lm_depth) in BUILDS.items():
         rm = build(full_attention, lm_depth)
         tokens = {s: rm.spec.tokens_per_image(s, s) for s in a.sizes}
-        for ckpt in (False, True):
-            if ckpt:
-                rm.enable_gradient_checkpointing()
+        for mode in MODES:
+            if mode != "plain":
+                rm.enable_gradient_checkpointing(language_model=mode == "checkpointing")
             for s in a.sizes:
-                kept.setdefault((ckpt, s), {})[name] = kept_bytes(rm, s) / gib
+                kept.setdefault((mode, s), {})[name] = kept_bytes(rm, s) / gib
         del rm
     print(
         f"{'size':>5} {'tokens/img':>10} {'mode':<14}{'base':>8}{'+window':>9}{'+full':>8}{'+lm':>8}"
@@ -118,19 +122,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     full = {}
     for s in a.sizes:
-        for ckpt in (False, True):
-            k = kept[ckpt, s]
-            full[ckpt, s], per, residual = seven_b(k)
+        for mode in MODES:
+            k = kept[mode, s]
+            full[mode, s], per, residual = seven_b(k)
             print(
-                f"{s:>5} {tokens[s]:>10} {'checkpointing' if ckpt else 'plain':<14}{k['base']:>8.3f}"
+                f"{s:>5} {tokens[s]:>10} {mode:<14}{k['base']:>8.3f}"
                 f"{per['window']:>9.3f}{per['full']:>8.3f}{per['lm']:>8.3f}{k['check']:>8.3f}{residual:>9.3f}"
-                f"{full[ckpt, s]:>10.2f}"
+                f"{full[mode, s]:>10.2f}"
             )
     s = a.sizes[-1]
-    print(
-        f"7B reward activations at {s} px, checkpointing/plain: {full[True, s] / full[False, s]:.2f} "
-        f"({full[True, s]:.2f} GiB against {full[False, s]:.2f} GiB)"
-    )
+    done, plain = full["checkpointing", s], full["plain", s]
+    ratio = f"{done / plain:.2f} ({done:.2f} GiB against {plain:.2f} GiB)"
+    print(f"7B reward activations at {s} px, checkpointing/plain: {ratio}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import pytest
 from cli_runner import run_cli
 
-from onereward.config import apply_overrides
+from onereward.config import Config, apply_overrides, load_yaml
 from onereward.errors import UserError
 from onereward.presets import get_preset
 
@@ -28,3 +28,14 @@ def test_train_with_the_preset_alone_is_one_line(monkeypatch, capsys, tiny_fill_
     args = ["--preset", "flux-fill-dev", "--set", f"model.policy={tiny_fill_dir}"]
     code, _, err = run_cli(monkeypatch, capsys, "train", *args)
     assert code == 2 and "--set model.reward=DIR" in err and len(err.strip().splitlines()) == 1
+
+
+def test_print_config_gives_a_config_file_that_rebuilds_the_same_run(monkeypatch, capsys, tmp_path, tiny_fill_dir):
+    sets = ["--set", f"model.policy={tiny_fill_dir}", "--set", f"model.reward={tiny_fill_dir}"]
+    sets += ["--set", "data.pool=conditions", "--set", "train.grad_accum=4"]
+    code, out, _ = run_cli(monkeypatch, capsys, "train", "--preset", "flux-fill-dev", *sets, "--print-config")
+    assert code == 0 and "grad_accum: 4" in out and not (tmp_path / "runs").exists()
+    (tmp_path / "run.yaml").write_text(out)
+    rebuilt = load_yaml(Config(), tmp_path / "run.yaml")
+    expected = apply_overrides(get_preset("flux-fill-dev"), [s for s in sets if s != "--set"])
+    assert rebuilt.to_dict() == expected.to_dict()

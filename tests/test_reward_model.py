@@ -130,7 +130,7 @@ def test_prefix_path_refuses_checkpointing_in_train_mode(tiny_rm_dir):
     assert rm.yes_no_logits(first, second, "fill", ["structure"], ["x"], naive=True).shape == (1, 1, 2)
 
 
-def saved_bytes_and_grad(rm, first, second, dims):
+def saved_bytes_and_grad(rm, first, second, dims, naive=False):
     """(bytes of the tensors autograd keeps for backward, P(Yes), d sum P(Yes) / d first) of one p_yes call."""
     saved = []
 
@@ -140,14 +140,14 @@ def saved_bytes_and_grad(rm, first, second, dims):
 
     x = first.clone().requires_grad_(True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        p = rm.p_yes(x, second, "fill", dims, PROMPTS[:2])
+        p = rm.p_yes(x, second, "fill", dims, PROMPTS[:2], naive=naive)
     p.sum().backward()
     return sum(saved), p.detach(), x.grad
 
 
 def test_gradient_checkpointing_keeps_less_and_gives_the_same_reward_and_gradients(tiny_rm_dir):
-    """The RL reward with model.gradient_checkpointing: the vision tower's activations are recomputed in backward
-    (fewer bytes kept), P(Yes) and the gradient to the first image unchanged, the language model's KV cache intact."""
+    """The RL reward with model.gradient_checkpointing: the judge's activations are recomputed in backward (fewer
+    bytes kept), P(Yes) and the gradient to the first image unchanged, the language model's KV cache intact."""
     dims = TASKS["fill"].dimensions
     first, second = images(2, size=128)
     plain = RewardModel.from_pretrained(tiny_rm_dir)
@@ -164,9 +164,28 @@ def test_gradient_checkpointing_keeps_less_and_gives_the_same_reward_and_gradien
     assert all(q.grad is None for q in ckpt.model.parameters())  # still a frozen judge
 
 
+@pytest.mark.parametrize("naive", [False, True])
+def test_language_model_checkpointing_keeps_less_with_the_same_reward_and_gradients(tiny_rm_dir, naive):
+    """The language model's layers recomputed too (`checkpoint_with_cache`): fewer bytes kept than with the vision
+    tower alone, and the same P(Yes) and gradients, on the prefix path (its KV cache run through the checkpointed
+    layers) and the naive one (no cache)."""
+    dims = TASKS["fill"].dimensions
+    first, second = images(2)
+    runs = {}
+    for lm in (False, True):
+        rm = RewardModel.from_pretrained(tiny_rm_dir)
+        sharpened(rm.model)
+        rm.enable_gradient_checkpointing(language_model=lm)
+        runs[lm] = saved_bytes_and_grad(rm, first, second, dims, naive=naive)
+    assert runs[True][0] < 0.8 * runs[False][0], (runs[True][0], runs[False][0])
+    torch.testing.assert_close(runs[True][1], runs[False][1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(runs[True][2], runs[False][2], atol=1e-6, rtol=1e-4)
+
+
 def test_gradient_checkpointing_in_training_keeps_prefix_reuse_and_the_gradients(tiny_rm_dir):
-    """train-reward --gradient-checkpointing: the model in train mode, trainable; the vision tower is recomputed,
-    the prefix path still runs (the language model keeps its cache), and every parameter gets the same gradient."""
+    """train-reward --gradient-checkpointing: the model in train mode, trainable; both towers are recomputed, the
+    prefix path still runs (its KV cache through the checkpointed language layers), and every parameter gets the
+    same gradient."""
     grads = {}
     for ckpt in (False, True):
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir)

@@ -208,6 +208,28 @@ def test_reference_cache_gives_the_same_training_as_live_rollouts(tiny_fill_dir,
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
 
 
+def test_accumulated_micro_batches_train_as_one_large_batch(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    """batch 2 x grad_accum 2 draws and weighs exactly what batch 4 does; batch 2 alone is another run."""
+    runs = {
+        name: train(
+            config(tiny_fill_dir, "unused", tmp_path / name, "log.image_every=0", *sets), reward=tiny_rm, pool=pool
+        )  # fmt: skip
+        for name, sets in {
+            "large": ["train.batch_size=4"],
+            "accumulated": ["train.batch_size=2", "train.grad_accum=2"],
+            "small": ["train.batch_size=2"],
+        }.items()
+    }
+    w = {name: load_file(checkpoint.latest(out / "checkpoints") / "policy.safetensors") for name, out in runs.items()}
+    for k in w["large"]:
+        torch.testing.assert_close(w["accumulated"][k], w["large"][k], rtol=1e-4, atol=1e-5)  # AdamW, lr 1e-3
+    assert any(not torch.allclose(w["small"][k], w["large"][k], rtol=1e-4, atol=1e-5) for k in w["large"])
+    logs = {name: [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()] for name, out in runs.items()}
+    for a, b in zip(logs["accumulated"], logs["large"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        assert {k for k in a if k.startswith("reward/")} == {k for k in b if k.startswith("reward/")}
+
+
 def _torchrun(out, policy, reward, port, *sets: str, resume: bool = False) -> None:
     cmd = [
         sys.executable,
@@ -228,11 +250,15 @@ def _torchrun(out, policy, reward, port, *sets: str, resume: bool = False) -> No
 
 
 def test_ddp_and_fsdp_on_two_processes_agree_and_fsdp_resumes(tiny_fill_dir, tiny_rm_dir, tmp_path):
-    """DDP and torch FSDP2 over gloo: the sharded run trains like the replicated one and resumes from a checkpoint."""
+    """DDP and torch FSDP2 over gloo: the sharded run trains like the replicated one and resumes from a checkpoint;
+    both accumulate micro-batches (gradients reduced once per step) to the weights of one larger batch."""
     _torchrun(tmp_path / "ddp", tiny_fill_dir, tiny_rm_dir, 29541, "train.steps=4")
     _torchrun(tmp_path / "fsdp", tiny_fill_dir, tiny_rm_dir, 29542, "train.steps=4", "model.fsdp=true")
     _torchrun(tmp_path / "fsdp2", tiny_fill_dir, tiny_rm_dir, 29543, "train.steps=2", "model.fsdp=true")
     _torchrun(tmp_path / "fsdp2", tiny_fill_dir, tiny_rm_dir, 29544, "train.steps=4", "model.fsdp=true", resume=True)
+    accumulate = ("train.steps=4", "train.batch_size=1", "train.grad_accum=2")  # per process: 1 x 2 = the others' 2
+    _torchrun(tmp_path / "ddp_accum", tiny_fill_dir, tiny_rm_dir, 29545, *accumulate)
+    _torchrun(tmp_path / "fsdp_accum", tiny_fill_dir, tiny_rm_dir, 29546, *accumulate, "model.fsdp=true")
     ddp_run = json.loads((tmp_path / "ddp" / "run.json").read_text())
     assert ddp_run["num_processes"] == 2 and ddp_run["strategy"] == "ddp"
     assert json.loads((tmp_path / "fsdp" / "run.json").read_text())["strategy"] == "fsdp"
@@ -241,9 +267,13 @@ def test_ddp_and_fsdp_on_two_processes_agree_and_fsdp_resumes(tiny_fill_dir, tin
     resumed = weights(FluxTransformer2DModel.from_pretrained(tmp_path / "fsdp2" / "policy" / "transformer"))
     start = weights(FluxTransformer2DModel.from_pretrained(tiny_fill_dir / "transformer"))
     assert any(not torch.equal(start[n], fsdp[n]) for n in start)
+    ddp_accum = weights(FluxTransformer2DModel.from_pretrained(tmp_path / "ddp_accum" / "policy" / "transformer"))
+    fsdp_accum = weights(FluxTransformer2DModel.from_pretrained(tmp_path / "fsdp_accum" / "policy" / "transformer"))
     for n in ddp:
         torch.testing.assert_close(fsdp[n], ddp[n], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(resumed[n], fsdp[n], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ddp_accum[n], ddp[n], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fsdp_accum[n], ddp[n], rtol=1e-4, atol=1e-5)
     ema_std = weights(FluxTransformer2DModel.from_pretrained(tmp_path / "ddp" / "ema" / "transformer"))
     ema_fsdp = weights(FluxTransformer2DModel.from_pretrained(tmp_path / "fsdp" / "ema" / "transformer"))
     for n in ema_std:

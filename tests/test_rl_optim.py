@@ -145,6 +145,8 @@ def test_resume_refuses_another_optimizer(tiny_fill_dir, tiny_rm, pool, tmp_path
         (["train.optimizer=sgd"], "use 'adamw' or 'adafactor'"),
         (["train.fused_backward=true"], "set train.grad_clip=0"),
         ([*FUSED, "model.mixed_precision=fp16"], "use model.mixed_precision=bf16"),
+        ([*FUSED, "train.grad_accum=2"], "set train.grad_accum=1"),
+        (["train.grad_accum=0"], "use 1 \\(no accumulation\\)"),
     ],
 )
 def test_config_errors_are_one_line_and_say_what_to_do(sets, message):

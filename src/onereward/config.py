@@ -28,7 +28,7 @@ class ModelConfig:
     reward_accuracy: str = ""  # optional accuracy.json from `onereward eval-reward`, to gate dimensions (below)
     lora_rank: int = 0  # 0 = full fine-tuning; > 0 = LoRA of this rank on the transformer's attention projections
     lora_alpha: float = 0.0  # LoRA alpha; 0 means "same as the rank"
-    gradient_checkpointing: bool = False  # recompute activations in backward: policy, reward model's vision tower
+    gradient_checkpointing: bool = False  # recompute activations in backward: the policy and the reward model
     mixed_precision: str = "no"  # "no" | "bf16" | "fp16": accelerate's autocast; bf16 is the GPU setting
     fsdp: bool = False  # shard the policy over all processes with torch FSDP2 (else: DDP replicas via accelerate)
 
@@ -47,7 +47,8 @@ class SamplingConfig:
 class TrainConfig:
     algorithm: str = "standard"  # "standard" (Algorithm 1: frozen reference + EMA output) | "dynamic" (Algorithm 2)
     steps: int = 100  # optimiser steps
-    batch_size: int = 8  # conditions per step per process
+    batch_size: int = 8  # conditions per micro-batch per process
+    grad_accum: int = 1  # micro-batches per optimiser step: a step sees batch_size x grad_accum x processes conditions
     lr: float = 2e-6  # learning rate of train.optimizer (PILOT.md: 1e-5 hacked the toy reward within ~130 steps)
     weight_decay: float = 0.0
     # "adamw" | "adafactor" (torch's: no first moment, factored second; its lr is RELATIVE: a step moves each tensor
@@ -82,6 +83,7 @@ class LogConfig:
     eval_judge: str = ""  # the reward-model folder judging eval_pool ("" = model.reward, the one trained against)
     save_every: int = 50  # checkpoint every N steps (atomic); the last step is always saved
     keep_checkpoints: int = 2  # older checkpoints are deleted once a newer one is complete
+    report_to: str = "tensorboard"  # experiment trackers, comma-separated: tensorboard, wandb, mlflow, ... or "none"
 
 
 @dataclass
@@ -130,6 +132,16 @@ class Config:
             raise UserError(
                 "train.fused_backward cannot unscale fp16 gradients before each step;"
                 " use model.mixed_precision=bf16 or no"
+            )
+        from onereward.tracking import tracker_names
+
+        tracker_names(self.log.report_to)  # unknown or missing trackers stop here, before any model loads
+        if t.grad_accum < 1:
+            raise UserError(f"train.grad_accum={t.grad_accum}; use 1 (no accumulation) or more micro-batches per step")
+        if t.fused_backward and t.grad_accum > 1:
+            raise UserError(
+                "train.fused_backward steps each parameter inside backward, so it cannot accumulate micro-batches;"
+                " set train.grad_accum=1 or train.fused_backward=false"
             )
         if t.batch_size < 1 or t.steps < 0 or t.lr <= 0:
             raise UserError("train.batch_size must be >= 1, train.steps >= 0 and train.lr > 0")

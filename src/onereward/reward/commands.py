@@ -90,7 +90,8 @@ def train_reward_command(
     steps: Annotated[int, Opt(help="Optimiser steps (0 = run for --seconds).")] = 0,
     seconds: Annotated[float, Opt(help="Wall-clock budget of the training loop when --steps is 0.")] = 270.0,
     lr: Annotated[float, Opt(help="AdamW peak learning rate (see reward/train.py).")] = 2e-3,
-    batch_size: Annotated[int, Opt(help="Pairs per step (each in both orders).")] = 32,
+    batch_size: Annotated[int, Opt(help="Pairs per forward (each in both orders).")] = 32,
+    grad_accum: Annotated[int, Opt(help="Forwards per optimiser step (a step learns from batch x this).")] = 1,
     held_out: Annotated[float, Opt(help="Fraction of conditions held out (split by condition).")] = 0.15,
     aux: Annotated[str, Opt(help="Toy-world auxiliary pairs: auto, on or off (see reward/aux_pairs.py).")] = "auto",
     seed: Annotated[int, Opt(help="Seed of the split, the initialisation and the batch order.")] = 0,
@@ -100,16 +101,20 @@ def train_reward_command(
         int, Opt(help="Read images from disk per batch, resized to this square side (real data; 0 = in memory).")
     ] = 0,
     mixed_precision: Annotated[str, Opt(help="no or bf16 (autocast; with LoRA a bf16 frozen base).")] = "no",
-    gradient_checkpointing: Annotated[bool, Opt(help="Recompute the vision tower in backward.")] = False,
+    gradient_checkpointing: Annotated[bool, Opt(help="Recompute activations in backward (both towers).")] = False,
+    report_to: Annotated[
+        str, Opt(help="Experiment trackers, comma-separated (tensorboard, wandb, mlflow, ...) or none.")
+    ] = "tensorboard",
 ) -> None:
     """Train the reward model with OneReward's both-orders Yes/No loss; held-out conditions recorded in split.json."""
     from onereward.reward.train import RewardTrainConfig, train
 
     cfg = RewardTrainConfig(prefs=str(prefs), out=str(out), base=str(base) if base else "", lora_rank=lora_rank,
-                            steps=steps, seconds=seconds, lr=lr, batch_size=batch_size, held_out=held_out,
+                            steps=steps, seconds=seconds, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+                            held_out=held_out,
                             aux=aux, seed=seed, threads=threads, image_size=image_size,
                             mixed_precision=mixed_precision,
-                            gradient_checkpointing=gradient_checkpointing)  # fmt: skip
+                            gradient_checkpointing=gradient_checkpointing, report_to=report_to)  # fmt: skip
     if not (prefs / "pairs.jsonl").is_file():
         raise UserError(f"--prefs {prefs}: no pairs.jsonl; make a dataset with `onereward collect`")
     _quiet_transformers()

@@ -20,6 +20,7 @@ and as the reference the tests check the prefix path against.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,14 +123,17 @@ class RewardModel:
     def device(self) -> torch.device:
         return self.vl.lm_head.weight.device
 
-    def enable_gradient_checkpointing(self) -> None:
-        """Recompute the vision tower's activations in backward instead of keeping them (training and RL memory).
+    def enable_gradient_checkpointing(self, language_model: bool = True) -> None:
+        """Recompute activations in backward instead of keeping them (training and RL memory): the vision tower's
+        blocks and the language model's layers.
 
-        The vision tower only: a language-model layer under checkpointing drops the KV cache that prefix reuse runs
-        on (its replay would write the cache twice). transformers checkpoints a layer only in train mode, so the
-        vision blocks are put in train mode, also when the judge is frozen in eval mode: Qwen2.5-VL's vision blocks
-        have no dropout (their attention fixes it at 0), so that changes nothing else. A later `model.eval()` turns
-        it off again.
+        Vision: transformers' own checkpointing, which acts only in train mode, so the vision blocks are put in train
+        mode, also when the judge is frozen in eval mode: Qwen2.5-VL's vision blocks have no dropout (their attention
+        fixes it at 0), so that changes nothing else. A later `model.eval()` turns it off again.
+        Language model: transformers' checkpointing would drop the KV cache that prefix reuse runs on, so each
+        decoder layer runs under `checkpoint_with_cache` instead (layer inputs, keys and values kept; the rest,
+        the MLP's wide activations first, recomputed). Whatever the mode; state dict keys unchanged.
+        `language_model=False` leaves the language model as it is (measurements).
         """
         visual = self.vl.model.visual
         # newer transformers name it activation_checkpointing_enable (the old name warns); older 5.x only the old
@@ -137,6 +141,9 @@ class RewardModel:
         enable({"use_reentrant": False})
         for block in visual.blocks:
             block.train()
+        for layer in self.vl.model.language_model.layers if language_model else []:
+            if not isinstance(layer.forward, functools.partial):  # once
+                layer.forward = functools.partial(checkpoint_with_cache, layer, layer.forward)
 
     # --- the reward contract ---
 
@@ -271,6 +278,53 @@ def rope_positions(
     return pos[:, inverse]  # (3, N, L)
 
 
+class _LayerCache:
+    """The one-layer KV cache a checkpointed decoder layer sees: the keys and values cached so far (given as inputs,
+    so that gradients reach them) with this call's appended; it keeps this call's own for the caller."""
+
+    def __init__(self, keys: torch.Tensor | None, values: torch.Tensor | None):
+        self.past = keys, values
+        self.new: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, keys: torch.Tensor, values: torch.Tensor, layer_idx: int, *args, **kwargs):
+        self.new = keys, values  # (B, kv_heads, S, head_dim) each
+        if self.past[0] is None:
+            return keys, values
+        return torch.cat([self.past[0], keys], dim=-2), torch.cat([self.past[1], values], dim=-2)
+
+
+def checkpoint_with_cache(layer: torch.nn.Module, forward, hidden_states: torch.Tensor, *args, **kwargs):
+    """A decoder layer's forward with its activations recomputed in backward, KV cache included.
+
+    transformers' own checkpointing turns the cache off (a replay would write it twice). Here the layer runs under
+    torch's checkpoint against a private one-layer cache (`_LayerCache`) that holds the real cache's keys and values
+    as explicit inputs; the keys and values the layer computed come out as outputs and go into the real cache after.
+    So prefix reuse keeps working, and gradients flow through the cached prefix into the images, as without it.
+    Without grad (evaluation) the layer runs as it is.
+    """
+    key = "cache" if "cache" in kwargs else "past_key_values"  # the name depends on the transformers version
+    cache = kwargs.pop(key, None)
+    if not torch.is_grad_enabled():
+        return forward(hidden_states, *args, **{key: cache}, **kwargs)
+    idx = layer.self_attn.layer_idx
+    past_k = past_v = None
+    layers = getattr(cache, "layers", [])
+    if len(layers) > idx and getattr(layers[idx], "is_initialized", False) and layers[idx].keys.numel():
+        past_k, past_v = layers[idx].keys, layers[idx].values  # (B, kv_heads, P, head_dim)
+
+    def run(h, pk, pv):
+        local = _LayerCache(pk, pv) if cache is not None else None
+        out = forward(h, *args, **{key: local}, **kwargs)
+        if local is None:
+            return out, None, None
+        return out, *local.new
+
+    out, k, v = torch.utils.checkpoint.checkpoint(run, hidden_states, past_k, past_v, use_reentrant=False)
+    if cache is not None:
+        cache.update(k, v, idx)  # the real cache, for the passes after this one
+    return out
+
+
 def _check_cache_usable(language_model: torch.nn.Module) -> None:
     """Under gradient checkpointing in train mode HF silently drops the KV cache, which the prefix path needs."""
     if torch.is_grad_enabled() and any(
@@ -278,6 +332,6 @@ def _check_cache_usable(language_model: torch.nn.Module) -> None:
     ):
         raise ValueError(
             "prefix reuse needs the KV cache, which transformers drops under gradient checkpointing of the language "
-            "model in train mode; pass naive=True, or checkpoint the vision tower only "
-            "(RewardModel.enable_gradient_checkpointing), or call model.eval() (dropout is 0 in Qwen2.5-VL)"
+            "model in train mode; pass naive=True, or use RewardModel.enable_gradient_checkpointing instead (it keeps "
+            "the cache), or call model.eval() (dropout is 0 in Qwen2.5-VL)"
         )

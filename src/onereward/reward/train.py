@@ -40,7 +40,7 @@ Real data and models. `image_size` S reads each batch's images from disk, resize
 and do not fit in memory together; without it every image is held in memory and they must share one size; use a
 multiple of the model's patch x merge, 28 for Qwen2.5-VL). `mixed_precision="bf16"` runs the forward under bf16
 autocast and, with LoRA, loads the frozen base weights in bf16 (the adapters stay float32).
-`gradient_checkpointing` recomputes the vision tower in backward (`RewardModel.enable_gradient_checkpointing`).
+`gradient_checkpointing` recomputes both towers in backward (`RewardModel.enable_gradient_checkpointing`).
 
 Output: the folder loads with `Qwen2_5_VLForConditionalGeneration.from_pretrained` and `RewardModel.from_pretrained`
 (merged weights, LoRA folded in, processor files), plus split.json, train_report.json, log.jsonl, tensorboard/ and
@@ -96,7 +96,8 @@ class RewardTrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0  # max global grad norm; 0 disables
-    batch_size: int = 32  # pairs per step (each shown in both orders: 2x this many queries per dimension)
+    batch_size: int = 32  # pairs per forward (each shown in both orders: 2x this many queries per dimension)
+    grad_accum: int = 1  # forwards per optimiser step: a step learns from batch_size x grad_accum pairs per process
     real_share: float = 0.25  # share of each batch drawn from real pairs when auxiliary pairs exist
     aux: str = "auto"  # auxiliary pairs: auto (when the data came from `onereward collect` and base is ""), on, off
     aux_margin: float = 0.05  # oracle-score gap below which an auxiliary pair is not labelled on a dimension
@@ -118,7 +119,8 @@ class RewardTrainConfig:
     # to gain much, and on shared cores OpenMP threads waiting for a descheduled partner made steps several x slower
     image_size: int = 0  # > 0: read images from disk per batch, resized to this square side (real data); 0 = in memory
     mixed_precision: str = "no"  # "no" | "bf16": autocast (and a bf16 frozen base under LoRA)
-    gradient_checkpointing: bool = False  # recompute the vision tower in backward
+    gradient_checkpointing: bool = False  # recompute activations in backward (vision tower and language model)
+    report_to: str = "tensorboard"  # experiment trackers, comma-separated (onereward.tracking), or "none"
 
     def check(self) -> RewardTrainConfig:
         if not self.prefs or not self.out:
@@ -127,6 +129,11 @@ class RewardTrainConfig:
             raise UserError("give --steps > 0 or --seconds > 0")
         if self.batch_size < 1 or not 0 <= self.real_share <= 1:
             raise UserError(f"--batch-size {self.batch_size} must be >= 1 and real_share in [0, 1]")
+        from onereward.tracking import tracker_names
+
+        tracker_names(self.report_to)
+        if self.grad_accum < 1:
+            raise UserError(f"--grad-accum {self.grad_accum}: give 1 (no accumulation) or more forwards per step")
         if not 0 < self.held_out < 1:
             raise UserError(f"--held-out {self.held_out}: give a fraction of conditions in (0, 1), e.g. 0.15")
         if self.aux not in ("auto", "on", "off"):
@@ -164,6 +171,15 @@ def both_orders_loss(logits_wl: torch.Tensor, logits_lw: torch.Tensor, labels: t
     return (per * mask).sum() / mask.sum().clamp(min=1)
 
 
+def two_order_right(logits_xy: torch.Tensor, logits_yx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, D) two-order correctness per entry: 1 when both orders answer right, 1/2 for one, 0 where unlabelled.
+    Arguments as both_orders_loss's."""
+    p_xy = logits_xy.float().softmax(-1)[..., 0]  # (B, D) P(Yes | x first)
+    p_yx = logits_yx.float().softmax(-1)[..., 0]
+    x_wins, y_wins = (labels > 0).float(), (labels < 0).float()
+    return ((p_xy > 0.5) * x_wins + (p_xy < 0.5) * y_wins + (p_yx > 0.5) * y_wins + (p_yx < 0.5) * x_wins) / 2
+
+
 # --- data ---
 
 
@@ -179,6 +195,10 @@ class Items:
 
     def __len__(self) -> int:
         return len(self.first)
+
+    def part(self, lo: int, hi: int) -> Items:
+        """Rows lo..hi-1."""
+        return Items(self.tasks[lo:hi], self.prompts[lo:hi], self.first[lo:hi], self.second[lo:hi], self.labels[lo:hi])
 
     @staticmethod
     def cat(parts: list[Items]) -> Items:
@@ -518,7 +538,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     from onereward.data.prefs import load_pairs, split_by_condition
     from onereward.reward.evaluate import held_out_accuracy
     from onereward.reward.model import RewardModel
-    from onereward.rl.trainer import RunLogger
+    from onereward.tracking import RunLogger, accelerator_kwargs
 
     cfg.check()
     t_setup = time.perf_counter()
@@ -532,7 +552,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         raise UserError(f"{out} already holds checkpoints; pass --resume to continue, or choose another --out")
     if not resume and (out / "config.json").exists():
         raise UserError(f"{out} already holds a model; choose another --out")
-    acc = Accelerator(cpu=not torch.cuda.is_available())
+    acc = Accelerator(cpu=not torch.cuda.is_available(), **accelerator_kwargs(out, cfg.report_to))
     # bf16 autocast by torch itself: accelerate's mixed_precision is fixed once per process (a notebook or a test
     # that made an Accelerator before could not switch it)
     autocast = torch.autocast(acc.device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16")
@@ -575,7 +595,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         bank_np = np.concatenate([bank_np, pool.images]) if len(pool.images) else bank_np
     bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np  # (N, 3, H, W) uint8
 
-    sampler = Sampler(real, aux, cfg.batch_size, cfg.real_share, cfg.seed, sibling=sibling,
+    sampler = Sampler(real, aux, cfg.batch_size * cfg.grad_accum, cfg.real_share, cfg.seed, sibling=sibling,
                       prompt_start=cfg.prompt_start, strength=strength, easy_gap=cfg.easy_gap,
                       prompt_steps=cfg.prompt_steps)  # fmt: skip
     held_items = real_items(held_rows, index)
@@ -613,7 +633,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_split(out, prefs, cfg.held_out, cfg.seed, train_rows, held_rows)
-    logger = RunLogger(out, acc.is_main_process)
+    logger = RunLogger(out, acc, asdict(cfg))
     eval_every = cfg.eval_every or max(1, (cfg.steps or 10**9) // 4)
     eval_seconds = cfg.seconds / 4  # --seconds mode: evaluate every quarter of the budget
     next_eval_time = (math.floor(state["elapsed"] / eval_seconds) + 1) * eval_seconds
@@ -631,34 +651,45 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
     t_last = time.perf_counter()
     while not finished(cfg, state["step"], state["elapsed"]):
         step = state["step"]
-        # --- a batch of one task's pairs, from (seed, step) ---
+        # --- a batch of one task's pairs, from (seed, step); learnt from batch_size pairs at a time (grad_accum) ---
         task, dims, items = sampler.batch(step, acc.process_index)
-        x = to_images(bank, items.first, acc.device)  # (B, 3, H, W) in [0, 1]
-        y = to_images(bank, items.second, acc.device)  # (B, 3, H, W)
-        labels = torch.as_tensor(items.labels[:, : len(dims)], device=acc.device)  # (B, D) in {+1, -1, 0}
-        b = len(items)
-
-        # --- both orders in one call: rows 0..B-1 are (x, y), rows B..2B-1 are (y, x) ---
+        all_labels = torch.as_tensor(items.labels[:, : len(dims)])  # (B x accum, D) in {+1, -1, 0}
+        n_labelled = int((all_labels != 0).sum())
         for g in optimizer.param_groups:
             g["lr"] = cfg.lr * lr_factor(cfg, step, state["elapsed"])
-        with paired, autocast:
-            logits = rm.yes_no_logits(
-                torch.cat([x, y]), torch.cat([y, x]), task, dims, items.prompts * 2
-            ).float()  # (2B, D, 2)
-        loss = both_orders_loss(logits[:b], logits[b:], labels)
-        objective, prior_scalars = loss, {}
-        if prior is not None:  # toy prior: what each image holds, read out of the same forward
-            prior_loss, prior_scalars = prior.objective(b, task, dims, items)
-            objective = objective + prior_loss
+        loss_sum, finite, right, prior_scalars = 0.0, True, 0.0, {}
+        for lo in range(0, len(items), cfg.batch_size):
+            micro = items.part(lo, lo + cfg.batch_size)
+            x = to_images(bank, micro.first, acc.device)  # (B, 3, H, W) in [0, 1]
+            y = to_images(bank, micro.second, acc.device)  # (B, 3, H, W)
+            labels = all_labels[lo : lo + cfg.batch_size].to(acc.device)  # (B, D)
+            b = len(micro)
+
+            # --- both orders in one call: rows 0..B-1 are (x, y), rows B..2B-1 are (y, x) ---
+            with paired, autocast:
+                logits = rm.yes_no_logits(
+                    torch.cat([x, y]), torch.cat([y, x]), task, dims, micro.prompts * 2
+                ).float()  # (2B, D, 2)
+            # the step's loss is the mean over ALL its labelled entries: this forward's share of it
+            share = float((labels != 0).sum()) / max(1, n_labelled)
+            loss = both_orders_loss(logits[:b], logits[b:], labels) * share
+            objective = loss
+            if prior is not None:  # toy prior: what each image holds, read out of the same forward
+                prior_loss, prior_scalars = prior.objective(b, task, dims, micro)
+                objective = objective + prior_loss / cfg.grad_accum
+            acc.backward(objective)
+            loss_sum += float(loss.detach())
+            finite = finite and bool(torch.isfinite(loss))
+            with torch.no_grad():
+                right += float(two_order_right(logits[:b], logits[b:], labels).sum())
 
         # --- update ---
-        acc.backward(objective)
         if acc.num_processes > 1:  # RewardModel calls the inner modules, so average the gradients here
             for p in params:
                 if p.grad is not None:
                     p.grad = acc.reduce(p.grad, reduction="mean")
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-        if torch.isfinite(loss) and torch.isfinite(grad_norm):
+        if finite and torch.isfinite(grad_norm):
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         now = time.perf_counter()
@@ -667,23 +698,10 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         state["step"] = step + 1
 
         # --- what users watch ---
-        with torch.no_grad():
-            p_first = logits[:b].float().softmax(-1)[..., 0]  # (B, D) P(Yes | x first)
-            p_second = logits[b:].float().softmax(-1)[..., 0]
-            lab = labels.float()
-            right = (
-                (p_first > 0.5).float() * (lab > 0)
-                + (p_first < 0.5).float() * (lab < 0)
-                + (p_second > 0.5).float() * (lab < 0)
-                + (p_second < 0.5).float() * (lab > 0)
-            ) / 2
-            batch_acc = float((right * (lab != 0)).sum() / (lab != 0).sum().clamp(min=1))
         scalars = {
-            "loss": float(loss.detach()),
-            f"loss/{task}" + ("" if len(dims) == len(TASKS[task].dimensions) else "/" + "+".join(dims)): float(
-                loss.detach()
-            ),
-            "train_two_order": batch_acc,
+            "loss": loss_sum,
+            f"loss/{task}" + ("" if len(dims) == len(TASKS[task].dimensions) else "/" + "+".join(dims)): loss_sum,
+            "train_two_order": right / max(1, n_labelled),
             "lr": optimizer.param_groups[0]["lr"],
             "grad_norm": float(grad_norm),
         }
@@ -705,7 +723,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         else:
             bar.n = min(bar_total, int(state["elapsed"]))
             bar.refresh()
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", task=task)
+        bar.set_postfix(loss=f"{loss_sum:.3f}", task=task)
         if state["step"] % cfg.save_every == 0 or finished(cfg, state["step"], state["elapsed"]):
             save_checkpoint(out / "checkpoints", model, optimizer, state, cfg, acc, heads)
     bar.close()
@@ -740,7 +758,6 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             "held_out_history": history,
         }
         (out / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
-    logger.close()
     acc.wait_for_everyone()
     acc.end_training()
     return out
@@ -767,9 +784,10 @@ def restore(root: Path, model, optimizer, cfg: RewardTrainConfig, heads=None) ->
     path = checkpoint.latest(root)
     parts, meta = checkpoint.load(path)
     saved = meta["config"]
-    same = ("lora_rank", "seed", "batch_size", "base", "held_out", "steps", "seconds", "aux", "image_loss")
-    same += ("answer_loss", "cell_loss")
-    diff = [k for k in same if saved.get(k) != getattr(cfg, k)]
+    same = ("lora_rank", "seed", "batch_size", "grad_accum", "base", "held_out", "steps", "seconds", "aux")
+    same += ("image_loss", "answer_loss", "cell_loss")
+    defaults = RewardTrainConfig()  # a field newer than the checkpoint had its default then
+    diff = [k for k in same if saved.get(k, getattr(defaults, k)) != getattr(cfg, k)]
     if diff:
         raise UserError(f"--resume: {path} was made with other {', '.join(diff)}; resume with the same options")
     named = trainable(model)

@@ -39,11 +39,19 @@ def train_command(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     resume: Annotated[bool, typer.Option(help="continue from the newest complete checkpoint in log.out")] = False,
+    print_config: Annotated[
+        bool, typer.Option(help="print the resolved config as YAML (a valid --config file) and exit")
+    ] = False,
 ) -> None:
     """Multi-task reward feedback learning (OneReward Algorithm 1 'standard' or 2 'dynamic')."""
     from onereward.rl.trainer import train
 
     cfg = build_config(preset, config, set_)
+    if print_config:
+        import yaml
+
+        typer.echo(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip())
+        return
     if cfg.model.reward_accuracy and not Path(cfg.model.reward_accuracy).is_file():
         cfg.model.reward_accuracy = ""  # no measured accuracy: every dimension enters the loss
     out = train(cfg, resume=resume)

@@ -7,6 +7,7 @@ step s draws exactly what the uninterrupted run drew: the data position is the s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,11 @@ class Batch:
     sources: torch.Tensor  # (B, 3, H, W) in [0, 1]
     masks: torch.Tensor  # (B, 1, H, W) in {0, 1}
     conditions: list  # the Condition objects (the toy oracle needs their metadata)
+
+    def split(self, n: int) -> list[Batch]:
+        """Consecutive parts of n rows: a step's micro-batches under gradient accumulation."""
+        rows = [slice(i, i + n) for i in range(0, len(self.ids), n)]
+        return [Batch(*(getattr(self, f.name)[r] for f in dataclasses.fields(self))) for r in rows]
 
 
 def to_batch(conditions: list, ids: list[str]) -> Batch:

@@ -11,6 +11,7 @@ the main process alone writes what they return.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -41,6 +42,11 @@ class DataParallel:
     def prepare(self, net, optimizer, scheduler):
         """-> (module for the grad-carrying call, optimizer, scheduler), wrapped by accelerate (DDP if distributed)."""
         return self.acc.prepare(net, optimizer, scheduler)
+
+    def no_sync(self, net: nn.Module, sync: bool):
+        """Context for one micro-batch's forward and backward: with sync False, gradients only accumulate locally
+        (DDP all-reduces once, on the step's last micro-batch)."""
+        return contextlib.nullcontext() if sync else self.acc.no_sync(net)
 
     def full_trainable(self, net: nn.Module) -> dict[str, torch.Tensor]:
         return {n: p.detach() for n, p in trainable(net)}
@@ -106,6 +112,15 @@ class FullyShardedDataParallel(DataParallel):
     def prepare(self, net, optimizer, scheduler):
         optimizer, scheduler = self.acc.prepare(optimizer, scheduler)  # FSDP reduces gradients itself: no DDP
         return net, optimizer, scheduler
+
+    @contextlib.contextmanager
+    def no_sync(self, net: nn.Module, sync: bool):
+        """FSDP2 keeps unsharded gradients across micro-batches and reduce-scatters on the last one."""
+        net.set_requires_gradient_sync(sync)
+        try:
+            yield
+        finally:
+            net.set_requires_gradient_sync(True)
 
     def full_trainable(self, net: nn.Module) -> dict[str, torch.Tensor]:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict

@@ -8,7 +8,6 @@ Infrastructure (checkpoints, logs, exports) lives in small functions below the l
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from onereward.rl.optim import FusedBackward, make_optimizer
 from onereward.rl.parallel import make_strategy
 from onereward.rl.reference import make_reference, trainable
 from onereward.tasks import NEGATIVE_PROMPT, TASKS
+from onereward.tracking import RunLogger, accelerator_kwargs
 
 # a task row's own held-out accuracy gates its dimensions from this many pairs on (the n PILOT.md asks of a cell)
 GATE_MIN_PAIRS = 50
@@ -158,7 +158,11 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
 
     cfg.check()
     out = Path(cfg.log.out)
-    acc = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.model.mixed_precision)
+    acc = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=cfg.model.mixed_precision,
+        **accelerator_kwargs(out, cfg.log.report_to),
+    )
     torch.manual_seed(cfg.train.seed)
 
     # --- models: policy, reference, reward ---
@@ -191,7 +195,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             why = f"a reward dimension < {x}" if cfg.train.gate == "task" else f"no reward dimension >= {x}"
             print(f"not trained ({why}): {', '.join(excluded)}")
     cache = RefCache.open(cfg.data.ref_cache) if cached else None
-    logger = RunLogger(out, acc.is_main_process)
+    logger = RunLogger(out, acc, cfg.to_dict())
 
     state = RunState()
     if resume:
@@ -229,69 +233,88 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
         baseline = evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy, candidate=False, held=held)
         if baseline:  # empty for real data without log.eval_pool and on processes that do not evaluate
             logger.scalars(0, baseline)
+    accum, b = cfg.train.grad_accum, cfg.train.batch_size
     while state.step < cfg.train.steps:
         t0 = time.perf_counter()
+        # a step: batch_size x grad_accum conditions per process, drawn at once (so accumulating micro-batches trains
+        # exactly as one large batch would), then run batch_size at a time with their gradients summed
         g = step_generator(cfg.train.seed, state.step, acc.process_index)
-        batch = pool.sample(cfg.train.batch_size, g)
+        batch = pool.sample(b * accum, g)
         size = tuple(batch.sources.shape[-2:])  # (H, W)
-        src, msk = batch.sources.to(acc.device), batch.masks.to(acc.device)  # (B, 3, H, W), (B, 1, H, W)
-        embeds = fill.encode_prompts(batch.prompts)
-        cond = fill.condition(src, msk)  # (B, L, C_cond)
-        neg = negative_embeds(fill, len(batch.ids), cfg)
-
-        # --- reference rollout: full denoising from eps1, no grad (cached for a frozen reference) ---
-        t_ref = time.perf_counter()
-        if cache is not None:
-            x_ref = cache.get(batch.ids).to(acc.device)  # (B, 3, H, W) in [0, 1]
-        else:
-            with reference.model() as ref_net:
-                x_ref = reference_images(fill, ref_net, batch.ids, src, msk, embeds, neg, cond, cfg)  # (B, 3, H, W)
-
-        # --- policy rollout: from a different noise eps2, no grad, to a random step k ---
-        t_pol = time.perf_counter()
-        eps2 = fill.initial_noise(len(batch.ids), *size, g)  # (B, L, 4C)
+        eps2_all = fill.initial_noise(len(batch.ids), *size, g)  # (B x accum, L, 4C): the policy's noise
         # one stop step for all processes: a sharded policy all-gathers in every call, so call counts must agree
         k = int(torch.randint(lo, hi + 1, (1,), generator=step_generator(cfg.train.seed, state.step, -1)))
-        sigmas = fill.sigmas(s.steps, cond.shape[1])  # (steps + 1,)
-        x_t, sigma_t = fill.rollout(eps2, cond, embeds, sigmas, k, neg, s.true_cfg, s.guidance, unwrapped, size)
+        sigmas = fill.sigmas(s.steps, eps2_all.shape[1])  # (steps + 1,): L image tokens, as cond.shape[1]
+        step_loss, finite, rewards = 0.0, True, {}
+        times = dict.fromkeys(("reference", "policy_rollout", "grad_step", "reward"), 0.0)
+        for m, micro in enumerate(batch.split(b)):
+            src, msk = micro.sources.to(acc.device), micro.masks.to(acc.device)  # (B, 3, H, W), (B, 1, H, W)
+            embeds = fill.encode_prompts(micro.prompts)
+            cond = fill.condition(src, msk)  # (B, L, C_cond)
+            neg = negative_embeds(fill, len(micro.ids), cfg)
 
-        # --- one grad-carrying x0 prediction, decoded through the frozen VAE ---
-        t_grad = time.perf_counter()
-        with acc.autocast():
-            x0 = fill.predict_x0(x_t, sigma_t, cond, embeds, neg, s.true_cfg, s.guidance, policy, size)  # (B, L, 4C)
-            image = composite(fill.decode(x0, size).float(), src, msk)  # (B, 3, H, W) in [0, 1]
+            # --- reference rollout: full denoising from eps1, no grad (cached for a frozen reference) ---
+            t_ref = time.perf_counter()
+            if cache is not None:
+                x_ref = cache.get(micro.ids).to(acc.device)  # (B, 3, H, W) in [0, 1]
+            else:
+                with reference.model() as ref_net:
+                    x_ref = reference_images(fill, ref_net, micro.ids, src, msk, embeds, neg, cond, cfg)
 
-            # --- reward: P(Yes | first = policy image, second = reference image, query per dimension) ---
-            t_rew = time.perf_counter()
-            losses = torch.zeros(len(batch.ids), device=acc.device)  # (B,)
-            rewards: dict[str, float] = {}
-            for task in sorted(set(batch.tasks)):
-                idx = [i for i, t in enumerate(batch.tasks) if t == task]
-                dims = TASKS[task].dimensions
-                p = reward.p_yes(
-                    image[idx],
-                    x_ref[idx],
-                    task,
-                    dims,
-                    [batch.prompts[i] for i in idx],
-                    [batch.conditions[i] for i in idx],
-                )  # (b, D)
-                if not p.requires_grad:
-                    raise UserError(
-                        "the reward does not carry gradients (the toy oracle is for evaluation only);"
-                        " give model.reward a reward-model folder"
-                    )
-                losses[idx] = hinge_loss(p, cfg.train.reward_bound, keep[task].to(p.device))
-                rewards.update({f"reward/{task}/{d}": float(p[:, j].detach().mean()) for j, d in enumerate(dims)})
-            loss = losses.mean()
+            # --- policy rollout: from a different noise eps2, no grad, to the random step k ---
+            t_pol = time.perf_counter()
+            eps2 = eps2_all[m * b : (m + 1) * b]  # (B, L, 4C)
+            x_t, sigma_t = fill.rollout(eps2, cond, embeds, sigmas, k, neg, s.true_cfg, s.guidance, unwrapped, size)
+
+            # gradients reach the other processes on the last micro-batch only
+            with strategy.no_sync(policy, sync=m == accum - 1):
+                # --- one grad-carrying x0 prediction, decoded through the frozen VAE ---
+                t_grad = time.perf_counter()
+                with acc.autocast():
+                    x0 = fill.predict_x0(x_t, sigma_t, cond, embeds, neg, s.true_cfg, s.guidance, policy, size)
+                    image = composite(fill.decode(x0, size).float(), src, msk)  # (B, 3, H, W) in [0, 1]
+
+                    # --- reward: P(Yes | first = policy image, second = reference image, query per dimension) ---
+                    t_rew = time.perf_counter()
+                    losses = torch.zeros(len(micro.ids), device=acc.device)  # (B,)
+                    for task in sorted(set(micro.tasks)):
+                        idx = [i for i, t in enumerate(micro.tasks) if t == task]
+                        dims = TASKS[task].dimensions
+                        p = reward.p_yes(
+                            image[idx],
+                            x_ref[idx],
+                            task,
+                            dims,
+                            [micro.prompts[i] for i in idx],
+                            [micro.conditions[i] for i in idx],
+                        )  # (b, D)
+                        if not p.requires_grad:
+                            raise UserError(
+                                "the reward does not carry gradients (the toy oracle is for evaluation only);"
+                                " give model.reward a reward-model folder"
+                            )
+                        losses[idx] = hinge_loss(p, cfg.train.reward_bound, keep[task].to(p.device))
+                        for j, d in enumerate(dims):
+                            rewards.setdefault(f"reward/{task}/{d}", []).append(p[:, j].detach())
+                    loss = losses.sum() / len(batch.ids)  # this micro-batch's share of the step's mean
+
+                # --- backward, unless the loss is not finite on some process (then the step is skipped there
+                # and everywhere; judged before backward: a fused optimiser, train.fused_backward, steps inside it)
+                t_upd = time.perf_counter()
+                finite = _everywhere(acc, bool(torch.isfinite(loss)))
+                if finite:
+                    acc.backward(loss)
+            step_loss += float(loss.detach())
+            times["reference"] += t_pol - t_ref
+            times["policy_rollout"] += t_grad - t_pol
+            times["reward"] += t_upd - t_rew
+            times["grad_step"] += (t_rew - t_grad) + (time.perf_counter() - t_upd)
+            if not finite:
+                break
 
         # --- update: skip non-finite steps everywhere at once, clip, step, move the reference ---
-        # (the loss is judged before backward: a fused optimiser, train.fused_backward, steps inside backward)
         t_upd = time.perf_counter()
-        loss_ok = _everywhere(acc, bool(torch.isfinite(loss)))
-        if loss_ok:
-            acc.backward(loss)
-        if not (loss_ok and _everywhere(acc, all(p.grad is None or _finite(p.grad) for p in params))):
+        if not (finite and _everywhere(acc, all(p.grad is None or _finite(p.grad) for p in params))):
             optimizer.zero_grad(set_to_none=True)
             state.nan_skipped += 1
         else:
@@ -306,17 +329,15 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
 
         # --- what users watch ---
         t_end = time.perf_counter()
+        times["grad_step"] += t_end - t_upd
         scalars = {
-            "loss": float(loss.detach()),
+            "loss": step_loss,
             "lr": scheduler.get_last_lr()[0],
             "nan_skipped": state.nan_skipped,
             "stop_step": k,
             "time/step": t_end - t0,
-            "time/reference": t_pol - t_ref,
-            "time/policy_rollout": t_grad - t_pol,
-            "time/reward": t_upd - t_rew,
-            "time/grad_step": (t_rew - t_grad) + (t_end - t_upd),
-            **rewards,
+            **{f"time/{name}": v for name, v in times.items()},
+            **{name: float(torch.cat(ps).mean()) for name, ps in rewards.items()},
         }
         if cfg.log.eval_every and state.step % cfg.log.eval_every == 0:
             scalars.update(evaluate_held_out(fill, unwrapped, cfg, state, out, acc, strategy, held=held))
@@ -324,7 +345,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             logger.scalars(state.step, scalars)
         if cfg.log.image_every and state.step % cfg.log.image_every == 0:
             logger.grid(state.step, src, msk, x_ref, image.detach())
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        bar.set_postfix(loss=f"{step_loss:.3f}")
         if state.step % cfg.log.save_every == 0 or state.step == cfg.train.steps:
             save_checkpoint(out / "checkpoints", unwrapped, optimizer, scheduler, reference, state, cfg, acc, strategy)
     bar.close()
@@ -332,7 +353,6 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
     export(out, unwrapped, reference, cfg, strategy, acc.is_main_process)
     if isinstance(raw_optimizer, FusedBackward):
         raw_optimizer.close()  # the policy module outlives this run (a caller's fill model): leave it no hooks
-    logger.close()
     acc.wait_for_everyone()  # gloo teardown aborts about one run in five without it (NOTES.md section 5)
     acc.end_training()
     return out
@@ -490,47 +510,6 @@ def _finite(t: torch.Tensor) -> bool:
     """All entries finite; a sharded tensor is judged on its local shard (the caller reduces over processes)."""
     local = t.to_local() if hasattr(t, "to_local") else t
     return bool(torch.isfinite(local).all())
-
-
-# --- logging ---
-
-
-class RunLogger:
-    """JSONL + TensorBoard scalars and image grids, on the main process only."""
-
-    def __init__(self, out: Path, enabled: bool):
-        self.enabled, self.out = enabled, out
-        self.tb = None
-        if enabled:
-            from torch.utils.tensorboard import SummaryWriter
-
-            out.mkdir(parents=True, exist_ok=True)
-            self.tb = SummaryWriter(str(out / "tensorboard"))
-
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        if not self.enabled:
-            return
-        clean = {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
-        with open(self.out / "log.jsonl", "a") as f:
-            f.write(json.dumps({"step": step, **clean}) + "\n")
-        for k, v in clean.items():
-            self.tb.add_scalar(k, v, step)
-
-    def grid(self, step: int, src, msk, ref, pol, n: int = 4) -> None:
-        """Rows: source with the mask shown white, reference, policy."""
-        if not self.enabled:
-            return
-        from onereward.io import save_image
-
-        shown = src[:n] * (1 - msk[:n]) + msk[:n]  # (n, 3, H, W)
-        rows = [torch.cat(list(x[:n].float().cpu()), dim=2) for x in (shown, ref, pol)]  # (3, H, n W) each
-        grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()  # (3H, nW, 3)
-        save_image(self.out / "images" / f"step-{step:07d}.png", grid)
-        self.tb.add_image("grid", grid, step, dataformats="HWC")
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
 
 
 # --- the reference cache (Algorithm 1) ---
