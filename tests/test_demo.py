@@ -82,6 +82,26 @@ def test_a_rerun_uses_the_cache(run_dir):
     assert marker.read_text() == before
 
 
+def test_stages_killed_after_a_checkpoint_continue_from_it(run_dir):
+    """A kill after the reward model's and an RL run's checkpoints, before their exports: the rerun resumes both
+    (without --resume the trainers refuse a folder that holds checkpoints) and the cache still counts them."""
+    import shutil
+
+    for gone in ("models/reward/config.json", "stages/train_reward.json", "rl/onereward/policy",
+                 "rl/onereward/ema", "stages/rl_onereward.json"):  # fmt: skip
+        path = run_dir / gone
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    proc = demo(run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = [line for line in proc.stdout.splitlines() if "--resume" in line]
+    assert len(resumed) == 2 and any("train-reward" in x for x in resumed), proc.stdout
+    assert (run_dir / "models" / "reward" / "config.json").is_file() and (
+        run_dir / "rl" / "onereward" / "policy"
+    ).is_dir()
+    again = demo(run_dir)
+    assert again.returncode == 0 and again.stdout.count(": cached (") == len(stages(seed=0, quick=True))
+
+
 def _accuracy(tmp_path, cells):
     save_json(tmp_path / "reward_accuracy.json", {"reward_accuracy": cells})
     return tmp_path

@@ -6,8 +6,9 @@ on each other (the two RL runs) share a `together` label and run side by side, t
 one's output in `stages/<name>.log`: a tiny model uses a second thread poorly (2026-11-27, same models: one RL run
 on 2 threads took 75-83 s; both side by side on one thread each, 98 s). A stage that finished
 leaves `stages/<name>.json` (its command, seconds, peak MB); a rerun skips it, so `make demo` after an interruption
-continues where it stopped. At the end the results of every stage are merged into `results.json`, and the report and
-the image grids and RL curves (`figures/*.png`) are written.
+continues where it stopped; a killed reward-model or RL stage continues from its newest checkpoint (`--resume`).
+At the end the results of every stage are merged into `results.json`, and the report and the image grids and RL
+curves (`figures/*.png`) are written.
 """
 
 from __future__ import annotations
@@ -39,10 +40,21 @@ class Stage:
     done: Callable[[Path], bool]  # the stage's own output exists (besides its marker)
     skip: Callable[[Path], str | None] = lambda out: None  # why the stage must not run now (None: run it)
     together: str | None = None  # consecutive stages with the same label run at the same time
+    # where a killed run of the stage leaves its checkpoints: if one is complete, the rerun continues it (--resume)
+    checkpoints: tuple[str, ...] | None = None
 
 
 def _exists(*parts: str) -> Callable[[Path], bool]:
     return lambda out: (out.joinpath(*parts)).exists()
+
+
+def _resume_args(stage: Stage, out: Path) -> list[str]:
+    """["--resume"] when a killed run of the stage left a complete checkpoint, else []."""
+    from onereward import checkpoint
+
+    if stage.checkpoints is None or checkpoint.latest(out.joinpath(*stage.checkpoints)) is None:
+        return []
+    return ["--resume"]
 
 
 def rl_skip_reason(out: Path, min_accuracy: float, gate: str = "dimension") -> str | None:
@@ -139,6 +151,7 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                 *threads,
             ],
             _exists("models", "reward", "config.json"),
+            checkpoints=("models", "reward", "checkpoints"),
         ),
         Stage(
             "eval_reward",
@@ -183,6 +196,7 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                 _exists("rl", name, "policy"),
                 lambda o: rl_skip_reason(o, min_accuracy, gate),
                 together="rl",
+                checkpoints=("rl", name, "checkpoints"),
             )
             for alg, name in zip(("standard", "dynamic"), RL_MODELS, strict=True)
         ],
@@ -242,7 +256,7 @@ def run_group(group: list[Stage], out: Path, first: int, total: int) -> dict[str
             print(f"[{index}/{total}] {stage.title}: SKIPPED: {reason}", flush=True)
             infos[stage.name] = {"skipped": reason}
             continue
-        to_run.append((index, stage, args))
+        to_run.append((index, stage, args + _resume_args(stage, out)))
     running: dict[str, tuple[subprocess.Popen, list[str], float, Any]] = {}
     threads = max(1, (os.cpu_count() or 1) // max(1, len(to_run)))
     for index, stage, args in to_run:
@@ -269,7 +283,8 @@ def run_group(group: list[Stage], out: Path, first: int, total: int) -> dict[str
         if code != 0:
             failed.append(f"{stage.name} (exit {code}{f'; see {log.name}' if log else ''})")
             continue
-        infos[stage.name] = {"command": ["onereward", *args], "seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
+        done = [a for a in args if a != "--resume"]  # the cache compares commands: a resumed run is the same stage
+        infos[stage.name] = {"command": ["onereward", *done], "seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}
         save_json(out / "stages" / f"{stage.name}.json", infos[stage.name])
         print(
             f"[{index}/{total}] {stage.title}: done in {seconds:.0f} s, peak {infos[stage.name]['peak_mb']:.0f} MB",
