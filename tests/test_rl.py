@@ -260,7 +260,8 @@ def test_ddp_and_fsdp_on_two_processes_agree_and_fsdp_resumes(tiny_fill_dir, tin
     _torchrun(tmp_path / "ddp_accum", tiny_fill_dir, tiny_rm_dir, 29545, *accumulate)
     _torchrun(tmp_path / "fsdp_accum", tiny_fill_dir, tiny_rm_dir, 29546, *accumulate, "model.fsdp=true")
     ddp_run = json.loads((tmp_path / "ddp" / "run.json").read_text())
-    assert ddp_run["num_processes"] == 2 and ddp_run["strategy"] == "ddp"
+    assert ddp_run["num_processes"] == 2 and ddp_run["strategy"] == "ddp" and ddp_run["global_batch"] == 4
+    assert json.loads((tmp_path / "ddp_accum" / "run.json").read_text())["global_batch"] == 4
     assert json.loads((tmp_path / "fsdp" / "run.json").read_text())["strategy"] == "fsdp"
     ddp = weights(FluxTransformer2DModel.from_pretrained(tmp_path / "ddp" / "policy" / "transformer"))
     fsdp = weights(FluxTransformer2DModel.from_pretrained(tmp_path / "fsdp" / "policy" / "transformer"))

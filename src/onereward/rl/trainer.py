@@ -209,6 +209,7 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             "num_processes": acc.num_processes,
             "distributed_type": str(acc.distributed_type),
             "strategy": strategy.name,
+            "global_batch": cfg.train.batch_size * cfg.train.grad_accum * acc.num_processes,  # conditions per step
             "dimensions_in_loss": {
                 t: [d for d, k in zip(TASKS[t].dimensions, keep[t].tolist(), strict=True) if k] for t in pool.tasks
             },
