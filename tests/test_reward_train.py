@@ -313,6 +313,30 @@ def test_a_base_that_does_not_load_is_one_clear_error(tmp_path):
     assert not (tmp_path / "rm" / "config.json").exists()
 
 
+def _average_on_two_processes(rank: int, port: int, out) -> None:
+    import torch.distributed as dist
+
+    from onereward.reward.train import average_gradients
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    params = [torch.nn.Parameter(torch.zeros(n)) for n in (3, 5, 7, 2)]
+    params[0].grad = torch.full((3,), float(rank + 1))  # both: (1 + 2) / 2
+    if rank == 0:
+        params[1].grad = torch.full((5,), 4.0)  # rank 0 only: (4 + 0) / 2
+    params[3].grad = torch.arange(2.0) * (rank + 1)  # both, in a bucket of its own
+    average_gradients(params, 2, bucket_bytes=16)  # params[2]: no process has a gradient
+    torch.save([p.grad for p in params], out / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_gradients_are_averaged_over_processes_in_buckets(tmp_path):
+    torch.multiprocessing.spawn(_average_on_two_processes, args=(29582, tmp_path), nprocs=2)
+    for rank in range(2):
+        g = torch.load(tmp_path / f"rank{rank}.pt")
+        assert torch.equal(g[0], torch.full((3,), 1.5)) and torch.equal(g[1], torch.full((5,), 2.0))
+        assert g[2] is None and torch.equal(g[3], torch.tensor([0.0, 1.5]))
+
+
 def test_two_processes_train_one_model(tmp_path, tiny_rm_dir):
     """`torchrun --nproc_per_node 2 -m onereward.cli train-reward` as on GPUs (real-data path: a model folder by path,
     images read from disk) runs to the end through the gradient averaging, held-out evaluation, checkpoints and

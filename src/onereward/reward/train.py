@@ -507,6 +507,42 @@ class PairedVision:
         self.on = False
 
 
+def average_gradients(params: list[torch.Tensor], world: int, bucket_bytes: int = 25 * 2**20) -> None:
+    """Every parameter's gradient averaged over the `world` processes, in a few all-reduces: flattened into buckets
+    of ~25 MB, as DDP does (one call per tensor would be hundreds per step under LoRA).
+
+    The processes' batches may hold different tasks, so a parameter (a toy-prior head) can have a gradient on one
+    process and none on another: one all-reduce of "who has one" first; a gradient missing here counts as zero where
+    another process has one, and a parameter no process touched keeps no gradient (the optimiser skips it, as on one
+    process).
+    """
+    if world <= 1:
+        return
+    import torch.distributed as dist
+
+    has = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=params[0].device)
+    dist.all_reduce(has)
+    live = [p for p, n in zip(params, has.tolist(), strict=True) if n > 0]
+    for p in live:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    buckets: list[list[torch.Tensor]] = []
+    size = 0
+    for p in live:
+        nbytes = p.grad.numel() * p.grad.element_size()
+        if not buckets or p.grad.dtype != buckets[-1][0].grad.dtype or size + nbytes > bucket_bytes:
+            buckets.append([])
+            size = 0
+        buckets[-1].append(p)
+        size += nbytes
+    for bucket in buckets:
+        flat = torch.cat([p.grad.reshape(-1) for p in bucket])  # (sum of numel,)
+        dist.all_reduce(flat)
+        flat /= world
+        for p, part in zip(bucket, flat.split([p.numel() for p in bucket]), strict=True):
+            p.grad.copy_(part.view_as(p.grad))
+
+
 def trainable(model) -> dict[str, torch.Tensor]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
@@ -684,10 +720,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
                 right += float(two_order_right(logits[:b], logits[b:], labels).sum())
 
         # --- update ---
-        if acc.num_processes > 1:  # RewardModel calls the inner modules, so average the gradients here
-            for p in params:
-                if p.grad is not None:
-                    p.grad = acc.reduce(p.grad, reduction="mean")
+        average_gradients(params, acc.num_processes)  # RewardModel calls the inner modules: no DDP wrapper to do it
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
         if finite and torch.isfinite(grad_norm):
             optimizer.step()
