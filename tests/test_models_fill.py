@@ -119,6 +119,32 @@ def test_full_finetune_gets_gradients_on_every_tensor_through_the_frozen_vae():
     assert all(p.grad is None for p in m.vae.parameters())  # frozen, yet the gradient went through it
 
 
+def test_rl_gradient_checkpointing_recomputes_the_vae_decode_with_the_same_image_and_gradients(tiny_fill_dir):
+    """model.gradient_checkpointing also recomputes the frozen VAE's decoder, which the reward's gradient flows back
+    through (at 1024 px it kept 11 GiB: bench/policy_activations.py): same image, same gradient, fewer bytes kept."""
+    from onereward.config import Config, apply_overrides
+    from onereward.rl.trainer import prepare_policy
+
+    runs = {}
+    for ckpt in (False, True):
+        m = prepare_policy(FillModel.from_pretrained(tiny_fill_dir), apply_overrides(Config(), [
+            f"model.gradient_checkpointing={ckpt}"]))  # fmt: skip
+        x = m.initial_noise(2, 64, 64, torch.Generator().manual_seed(0)).requires_grad_(True)  # (B, L, 4C)
+        kept: list[int] = []
+
+        def pack(t, kept=kept):
+            kept.append(t.numel())
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            img = m.decode(x, (64, 64))  # (2, 3, 64, 64)
+        ((img - 0.25) ** 2).mean().backward()
+        runs[ckpt] = sum(kept), img.detach(), x.grad
+    assert runs[True][0] < 0.5 * runs[False][0], (runs[True][0], runs[False][0])
+    torch.testing.assert_close(runs[True][1], runs[False][1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(runs[True][2], runs[False][2], atol=1e-7, rtol=1e-4)
+
+
 def test_lora_gets_gradients_and_round_trips_through_a_file(tmp_path, tiny_fill_dir):
     from diffusers import FluxFillPipeline
     from peft import LoraConfig
