@@ -1,4 +1,5 @@
-"""The GPU benchmark's code path, kept working on CPU with tiny configs (bench/gpu_fullsize.py --tiny)."""
+"""The benchmarks that can run here, kept working: the GPU one with tiny configs (bench/gpu_fullsize.py --tiny), the
+activation count on the meta device."""
 
 import json
 import subprocess
@@ -33,3 +34,17 @@ def test_gpu_fullsize_runs_on_cpu_with_tiny_configs(tmp_path):
     # the cached run never rolls the reference out: it only reads the cache
     assert r["lora/standard+cache/64"]["time/reference"] < 0.05 * r["lora/standard/64"]["time/reference"]
     assert res.stdout.splitlines()[-1].startswith("lora dynamic/standard peak memory at 64")
+
+
+def test_policy_activation_count_on_the_meta_device_runs_and_checkpointing_keeps_less():
+    """bench/policy_activations.py at the real FLUX configs (meta device: instant); its last line's ratio below 1."""
+    res = subprocess.run(
+        [sys.executable, str(BENCH / "policy_activations.py"), "--sizes", "256"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    last = res.stdout.splitlines()[-1]
+    assert last.startswith("FLUX policy activations at 256 px, checkpointing/plain: ")
+    assert 0 < float(last.split(": ")[1].split()[0]) < 0.5
