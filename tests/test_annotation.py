@@ -154,7 +154,7 @@ def test_cli_candidates_and_import(tmp_path, conds, tiny_fill_dir, monkeypatch, 
 
 def test_real_data_pipeline_mixed_sizes_to_a_trained_and_evaluated_reward_model(tmp_path, tiny_fill_dir, tiny_rm_dir):
     """Conditions of two sizes -> candidates -> labels -> pairs -> train-reward as for Qwen2.5-VL-7B (a model folder
-    by path, LoRA, bf16, vision checkpointing, images read from disk at one training size) -> eval-reward."""
+    by path, LoRA, bf16, checkpointing of both towers, images read from disk at one training size) -> eval-reward."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from onereward.reward.evaluate import evaluate_reward
