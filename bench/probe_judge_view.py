@@ -1,5 +1,5 @@
 """Probe: can the toy judge's vision tower tell a requested object's shape, from the whole image or from a crop around
-the mask? (docs/REWARD_PRIOR.md, "shape is a matter of scale for this vision tower")
+the mask? (docs/REWARD_PRIOR.md, "a crop around the mask makes shapes visible to this vision tower")
 
 The embedded default's vision tower (reward.train.TOY_RM: patch 8, merge 2, 16 tokens per 64-px image), fresh, with a
 linear head on its mean token, learns the shape (3 classes) of fill conditions' requested objects, each drawn alone
