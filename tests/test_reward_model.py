@@ -252,3 +252,18 @@ def test_lora_wrapped_model_trains_its_adapters(tiny_rm_dir):
     assert trainable and all("lora_" in n for n in trainable)
     assert all(q.grad is not None for q in trainable.values())
     assert any(q.grad.abs().sum() > 0 for n, q in trainable.items() if "lora_B" in n)  # lora_B starts at 0
+
+
+def test_checkpoint_with_cache_refuses_a_cache_it_cannot_read():
+    """A cache layout it does not know must stop the run, never silently drop the cached image prefix."""
+    from types import SimpleNamespace
+
+    from onereward.reward.model import checkpoint_with_cache
+
+    class OpaqueCache:  # holds 5 cached tokens, but not as layers[i].keys
+        def get_seq_length(self, layer_idx=0):
+            return 5
+
+    layer = SimpleNamespace(self_attn=SimpleNamespace(layer_idx=0))
+    with pytest.raises(RuntimeError, match="cannot read this transformers version's KV cache"):
+        checkpoint_with_cache(layer, lambda h, **kw: h, torch.zeros(1, 2, 4, requires_grad=True), cache=OpaqueCache())

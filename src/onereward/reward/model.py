@@ -311,6 +311,11 @@ def checkpoint_with_cache(layer: torch.nn.Module, forward, hidden_states: torch.
     layers = getattr(cache, "layers", [])
     if len(layers) > idx and getattr(layers[idx], "is_initialized", False) and layers[idx].keys.numel():
         past_k, past_v = layers[idx].keys, layers[idx].values  # (B, kv_heads, P, head_dim)
+    elif cache is not None and cache.get_seq_length(idx) > 0:  # never silently drop the cached prefix
+        raise RuntimeError(
+            "checkpoint_with_cache cannot read this transformers version's KV cache (no layers[i].keys); "
+            "set model.gradient_checkpointing=false, or upgrade transformers"
+        )
 
     def run(h, pk, pv):
         local = _LayerCache(pk, pv) if cache is not None else None
