@@ -21,18 +21,23 @@ and as the reference the tests check the prefix path against.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import Qwen2_5_VLForConditionalGeneration
+from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLModel
 
 from onereward.reward.inputs import PixelSpec, QueryTokenizer, QueryTokens, pair_pixel_values
 from onereward.reward.processor import ImageOnlyQwen2_5_VLProcessor
 from onereward.reward.templates import NO, YES
 from onereward.tasks import get_task
+
+# the KV-cache argument of the model's forward: `cache` in recent transformers, `past_key_values` before (5.17, the
+# GPU machine's); recent versions still take the old name, with a deprecation warning
+CACHE_KWARG = "cache" if "cache" in inspect.signature(Qwen2_5_VLModel.forward).parameters else "past_key_values"
 
 
 def answer_token_ids(tokenizer) -> tuple[int, int]:
@@ -224,7 +229,7 @@ class RewardModel:
             image_grid_thw=grid.to(dev),  # (2B, 3)
             use_cache=True,
         )
-        cache = out.cache
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values  # the name changed in transformers 5.2x
         cache.batch_repeat_interleave(d)  # (B * D, heads, P, head_dim) per layer, row b * D + d = pair b
         # 2. the D text suffixes of every pair, against the shared cache
         out = vlm(
@@ -232,7 +237,7 @@ class RewardModel:
             attention_mask=mask,  # (N, P + S): past + current
             mm_token_type_ids=types[:, p:],  # (N, S) all text
             position_ids=pos[:, :, p:],  # (3, N, S)
-            cache=cache,
+            **{CACHE_KWARG: cache},
             use_cache=True,
         )
         # 3. each row's last real token
