@@ -122,7 +122,7 @@ def test_yes_no_logits_train_every_parameter(tiny_rm_dir):
 def test_prefix_path_refuses_checkpointing_in_train_mode(tiny_rm_dir):
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_rm_dir)
     rm = RewardModel.from_model(model, ImageOnlyQwen2_5_VLProcessor.from_pretrained(tiny_rm_dir), frozen=False)
-    # transformers' own checkpointing, under its name of this version (activation_ since 5.2x, gradient_ before)
+    # transformers' own checkpointing, under its name in this version (activation_ in 5.24, gradient_ in 5.17)
     (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     model.train()
     first, second = images(1)

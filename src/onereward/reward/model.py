@@ -35,8 +35,8 @@ from onereward.reward.processor import ImageOnlyQwen2_5_VLProcessor
 from onereward.reward.templates import NO, YES
 from onereward.tasks import get_task
 
-# the KV-cache argument of the model's forward: `cache` in recent transformers, `past_key_values` before (5.17, the
-# GPU machine's); recent versions still take the old name, with a deprecation warning
+# the KV-cache argument of the model's forward: `cache` in newer transformers (5.24), `past_key_values` in older ones
+# (5.17, the GPU machine's); the newer still take the old name, with a deprecation warning
 CACHE_KWARG = "cache" if "cache" in inspect.signature(Qwen2_5_VLModel.forward).parameters else "past_key_values"
 
 
@@ -229,7 +229,7 @@ class RewardModel:
             image_grid_thw=grid.to(dev),  # (2B, 3)
             use_cache=True,
         )
-        cache = out.cache if hasattr(out, "cache") else out.past_key_values  # the name changed in transformers 5.2x
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values  # 5.24: cache; 5.17: past_key_values
         cache.batch_repeat_interleave(d)  # (B * D, heads, P, head_dim) per layer, row b * D + d = pair b
         # 2. the D text suffixes of every pair, against the shared cache
         out = vlm(
