@@ -142,3 +142,28 @@ def test_prompt_sensitivity_tells_a_judge_that_reads_the_prompt_from_one_that_do
     assert blind["fill"] == 0.0 and blind["extend"] is None
     # row 0 (red) is always asked a non-red prompt: 0.8 apart; rows 1 and 3 are 0.8 apart when asked the red one
     assert 0.8 / 3 - 1e-6 <= reads["fill"] <= 0.8 + 1e-6
+
+
+def test_two_processes_split_the_pairs_and_write_what_one_does(trained, tmp_path):
+    """`torchrun --nproc_per_node 2 -m onereward.cli eval-reward`: each process judges every other pair, the main one
+    merges; the accuracy cells and the prompt sensitivity are one process's."""
+    import os
+    import subprocess
+
+    prefs, model, _ = trained
+    one = evaluate_reward(model, prefs, tmp_path / "one.json")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29591", "-m",
+           "onereward.cli", "eval-reward", "--model", str(model), "--prefs", str(prefs), "--out",
+           str(tmp_path / "two.json")]  # fmt: skip
+    res = subprocess.run(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("wrote ") == 1
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert two["n_pairs"] == one["n_pairs"]
+    assert two["reward_accuracy_detail"] == one["reward_accuracy_detail"]
+    assert two["reward_accuracy_by_task"] == one["reward_accuracy_by_task"]
+    for family, value in one["prompt_sensitivity"].items():
+        assert (value is None) == (two["prompt_sensitivity"][family] is None)
+        if value is not None:
+            assert two["prompt_sensitivity"][family] == pytest.approx(value, rel=1e-6)

@@ -135,13 +135,16 @@ def eval_reward_command(
         int | None, Opt(help="Resize images to this square side (default: the training run's --image-size).")
     ] = None,
 ) -> None:
-    """Held-out pairwise accuracy per task family x dimension (two-order headline, one-order, n, position bias)."""
+    """Held-out pairwise accuracy per task family x dimension (two-order headline, one-order, n, position bias).
+
+    Under torchrun / accelerate launch the processes split the pairs and the main one writes the results."""
     from onereward.reward.evaluate import evaluate_reward, short_table
 
     _quiet_transformers()
     result = evaluate_reward(model, prefs, out, markdown=markdown, all_pairs=all_pairs, image_size=image_size)
-    typer.echo(short_table(result))
-    typer.echo(f"wrote {out}")
+    if result:  # empty on the processes other than the main one of a multi-process run
+        typer.echo(short_table(result))
+        typer.echo(f"wrote {out}")
 
 
 def judge_command(

@@ -80,12 +80,17 @@ def judge_pairs(rm, bank: torch.Tensor, items, tasks: list[str], dims: list[str]
 
 @torch.no_grad()
 def prompt_sensitivity(rm, bank: torch.Tensor, items, tasks: list[str], dims: list[str], seed: int = 0,
-                       batch_size: int = 64) -> dict[str, float | None]:  # fmt: skip
+                       batch_size: int = 64, part: tuple[int, int] = (0, 1),
+                       diffs_only: bool = False) -> dict[str, float | None] | dict[str, list[float]]:  # fmt: skip
     """Does the judge read the prompt? Per family, over its text-alignment pairs: the mean |P(Yes | the pair's own
     prompt) - P(Yes | another pair's prompt of the same task)|, winner first. A judge that ignores the prompt scores
     ~0 (the toy demo's tiny model: 0.015 on fill, 2026-11-27), one that reads it scores well above. None: no such pairs
     with two different prompts. The other prompt is drawn from the same rows' distinct prompts (seeded), so this
     works on any data.
+
+    part (r, n): judge only every n-th text-alignment pair from the r-th (the draws are made over all of them, so n
+    processes together judge exactly what one does); with diffs_only, return the per-family lists of differences
+    to merge instead of their means.
     """
     was_training = rm.model.training
     rm.model.eval()
@@ -103,11 +108,15 @@ def prompt_sensitivity(rm, bank: torch.Tensor, items, tasks: list[str], dims: li
         pos = {p: k for k, p in enumerate(unique)}
         draws = rng.integers(len(unique) - 1, size=len(prompts))
         other = [unique[k + (k >= pos[p])] for p, k in zip(prompts, draws, strict=True)]
+        r, n = part
+        idx, prompts, other = idx[r::n], prompts[r::n], other[r::n]
         d = TASKS[task].dimensions.index("text_alignment")
         own = _p_yes_batches(rm, bank, items, idx, task, prompts, batch_size)[:, d]  # (n,)
         swapped = _p_yes_batches(rm, bank, items, idx, task, other, batch_size)[:, d]  # (n,)
         diffs.setdefault(TASKS[task].family, []).extend((own - swapped).abs().tolist())
     rm.model.train(was_training)
+    if diffs_only:
+        return diffs
     return {f: (float(np.mean(diffs[f])) if f in diffs else None) for f in FAMILIES}
 
 
@@ -140,11 +149,15 @@ def evaluate_reward(
     device: str | None = None,
     image_size: int | None = None,
 ) -> dict[str, Any]:
-    """Judge the held-out pairs with the model at `model`; write the accuracy JSON (and a Markdown table).
+    """Judge the held-out pairs with the model at `model`; write the accuracy JSON (and a Markdown table). Under
+    several processes each judges every n-th pair on its own device and the main one merges, writes and returns the
+    result (the others return {}).
 
     image_size: resize every image to this square side as it is read (None: the size the model was trained at, from
     its onereward.json; 0 or no record: the data's own size, held in memory).
     """
+    from accelerate import PartialState
+
     from onereward.data.prefs import load_pairs
     from onereward.eval.metrics import PAPER_TABLE1, accuracy_detail
     from onereward.eval.tables import (
@@ -178,17 +191,39 @@ def evaluate_reward(
                 f"none of the {len(held_conditions)} held-out conditions of {split_path} is in {prefs}; "
                 "give the --prefs the model was trained on"
             )
-    rm = RewardModel.for_judging(model, device)
+    # several processes (torchrun / accelerate launch): each judges every n-th pair on its own device, the main
+    # process merges and writes; the same rows and prompt draws as one process
+    state = PartialState(cpu=not torch.cuda.is_available())
+    rank, world = state.process_index, state.num_processes
+    rm = RewardModel.for_judging(model, device or (state.device if world > 1 else None))
     fast_vision_attention(rm.model)
     if image_size is None:
         image_size = rm.image_size  # the size it was trained at (its onereward.json), else the data's own
-    bank_np, index = load_bank(prefs, [r[f] for r in rows for f in ("image_a", "image_b")], image_size or 0)
+    mine = rows[rank::world]
+    bank_np, index = load_bank(prefs, [r[f] for r in mine for f in ("image_a", "image_b")], image_size or 0)
     bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np  # (N, 3, H, W) uint8
-    items = real_items(rows, index)
-    pair_rows = judge_pairs(rm, bank, items, [r["task"] for r in rows], [r["dimension"] for r in rows], batch_size)
+    items = real_items(mine, index)
+    pair_rows = judge_pairs(rm, bank, items, [r["task"] for r in mine], [r["dimension"] for r in mine], batch_size)
+    # prompt sensitivity: the draws are made over every text-alignment pair, each process judges its share of them
+    ta_rows = [r for r in rows if r["dimension"] == "text_alignment"]
+    ta_bank, ta_index = load_bank(prefs, [r[f] for r in ta_rows for f in ("image_a", "image_b")], image_size or 0)
+    ta_bank = torch.from_numpy(ta_bank) if isinstance(ta_bank, np.ndarray) else ta_bank  # (N, 3, H, W) uint8
+    diffs = prompt_sensitivity(rm, ta_bank, real_items(ta_rows, ta_index), [r["task"] for r in ta_rows],
+                               [r["dimension"] for r in ta_rows], part=(rank, world), diffs_only=True)  # fmt: skip
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        pair_rows = [row for _, row in sorted(gather_object([(rank + world * i, r) for i, r in enumerate(pair_rows)]))]
+        merged: dict[str, list[float]] = {}
+        for part in gather_object([diffs]):
+            for f, values in part.items():
+                merged.setdefault(f, []).extend(values)
+        diffs = merged
+        if not state.is_main_process:
+            return {}
     detail = accuracy_detail(pair_rows)  # Table 1's families
     by_task = accuracy_detail(pair_rows, by="task")  # the task table's rows
-    sensitivity = prompt_sensitivity(rm, bank, items, [r["task"] for r in rows], [r["dimension"] for r in rows])
+    sensitivity = {f: (float(np.mean(diffs[f])) if diffs.get(f) else None) for f in FAMILIES}
     result = {
         "reward_accuracy": {f: {d: c["two_order"] for d, c in per.items()} for f, per in detail.items()},
         "reward_accuracy_detail": detail,
