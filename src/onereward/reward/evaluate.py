@@ -199,17 +199,19 @@ def evaluate_reward(
     fast_vision_attention(rm.model)
     if image_size is None:
         image_size = rm.image_size  # the size it was trained at (its onereward.json), else the data's own
+
+    def judged(sub: list[dict]):  # (bank (N, 3, H, W) uint8, items, tasks, dimensions) of these pairs' images
+        if not sub:
+            return None, None, [], []
+        bank_np, index = load_bank(prefs, [r[f] for r in sub for f in ("image_a", "image_b")], image_size or 0)
+        bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np
+        return bank, real_items(sub, index), [r["task"] for r in sub], [r["dimension"] for r in sub]
+
     mine = rows[rank::world]
-    bank_np, index = load_bank(prefs, [r[f] for r in mine for f in ("image_a", "image_b")], image_size or 0)
-    bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np  # (N, 3, H, W) uint8
-    items = real_items(mine, index)
-    pair_rows = judge_pairs(rm, bank, items, [r["task"] for r in mine], [r["dimension"] for r in mine], batch_size)
+    pair_rows = judge_pairs(rm, *judged(mine), batch_size) if mine else []
     # prompt sensitivity: the draws are made over every text-alignment pair, each process judges its share of them
     ta_rows = [r for r in rows if r["dimension"] == "text_alignment"]
-    ta_bank, ta_index = load_bank(prefs, [r[f] for r in ta_rows for f in ("image_a", "image_b")], image_size or 0)
-    ta_bank = torch.from_numpy(ta_bank) if isinstance(ta_bank, np.ndarray) else ta_bank  # (N, 3, H, W) uint8
-    diffs = prompt_sensitivity(rm, ta_bank, real_items(ta_rows, ta_index), [r["task"] for r in ta_rows],
-                               [r["dimension"] for r in ta_rows], part=(rank, world), diffs_only=True)  # fmt: skip
+    diffs = prompt_sensitivity(rm, *judged(ta_rows), part=(rank, world), diffs_only=True) if ta_rows else {}
     if world > 1:
         from accelerate.utils import gather_object
 
