@@ -129,10 +129,7 @@ def held_out_accuracy(rm, bank, items, tasks, dims, per_cell: int, seed: int) ->
     for i, (t, d) in enumerate(zip(tasks, dims, strict=True)):
         cells.setdefault((TASKS[t].family, d), []).append(i)
     keep = sorted(i for ids in cells.values() for i in rng.permutation(ids)[:per_cell])
-    sub = type(items)(
-        items.tasks[keep], [items.prompts[i] for i in keep], items.first[keep], items.second[keep], items.labels[keep]
-    )
-    rows = judge_pairs(rm, bank, sub, [tasks[i] for i in keep], [dims[i] for i in keep])
+    rows = judge_pairs(rm, bank, items.take(keep), [tasks[i] for i in keep], [dims[i] for i in keep])
     acc = pairwise_accuracy(rows)
     flat = {f"{f}/{d}": c["two_order"] for f, per in acc.items() for d, c in per.items()}
     flat["mean"] = float(np.mean(list(flat.values()))) if flat else float("nan")
@@ -200,17 +197,18 @@ def evaluate_reward(
     if image_size is None:
         image_size = rm.image_size  # the size it was trained at (its onereward.json), else the data's own
 
-    def judged(sub: list[dict]):  # (bank (N, 3, H, W) uint8, items, tasks, dimensions) of these pairs' images
-        if not sub:
-            return None, None, [], []
-        bank_np, index = load_bank(prefs, [r[f] for r in sub for f in ("image_a", "image_b")], image_size or 0)
-        bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np
-        return bank, real_items(sub, index), [r["task"] for r in sub], [r["dimension"] for r in sub]
-
     mine = rows[rank::world]
-    pair_rows = judge_pairs(rm, *judged(mine), batch_size) if mine else []
     # prompt sensitivity: the draws are made over every text-alignment pair, each process judges its share of them
     ta_rows = [r for r in rows if r["dimension"] == "text_alignment"]
+    # one bank for both (on one process the text-alignment pairs are among `mine`: each image is read once)
+    paths = [r[f] for r in (*mine, *ta_rows) for f in ("image_a", "image_b")]
+    bank, index = load_bank(prefs, paths, image_size or 0) if paths else (None, {})
+    bank = torch.from_numpy(bank) if isinstance(bank, np.ndarray) else bank  # (N, 3, H, W) uint8
+
+    def judged(sub: list[dict]):  # (bank, items, tasks, dimensions) of these pairs
+        return bank, real_items(sub, index), [r["task"] for r in sub], [r["dimension"] for r in sub]
+
+    pair_rows = judge_pairs(rm, *judged(mine), batch_size) if mine else []
     diffs = prompt_sensitivity(rm, *judged(ta_rows), part=(rank, world), diffs_only=True) if ta_rows else {}
     if world > 1:
         from accelerate.utils import gather_object

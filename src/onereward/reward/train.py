@@ -196,9 +196,11 @@ class Items:
     def __len__(self) -> int:
         return len(self.first)
 
-    def part(self, lo: int, hi: int) -> Items:
-        """Rows lo..hi-1."""
-        return Items(self.tasks[lo:hi], self.prompts[lo:hi], self.first[lo:hi], self.second[lo:hi], self.labels[lo:hi])
+    def take(self, rows: range | list[int] | np.ndarray) -> Items:
+        """These rows, in this order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return Items(self.tasks[rows], [self.prompts[i] for i in rows], self.first[rows], self.second[rows],
+                     self.labels[rows])  # fmt: skip
 
     @staticmethod
     def cat(parts: list[Items]) -> Items:
@@ -695,7 +697,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             g["lr"] = cfg.lr * lr_factor(cfg, step, state["elapsed"])
         loss_sum, finite, right, prior_scalars = 0.0, True, 0.0, {}
         for lo in range(0, len(items), cfg.batch_size):
-            micro = items.part(lo, lo + cfg.batch_size)
+            micro = items.take(range(lo, min(lo + cfg.batch_size, len(items))))
             x = to_images(bank, micro.first, acc.device)  # (B, 3, H, W) in [0, 1]
             y = to_images(bank, micro.second, acc.device)  # (B, 3, H, W)
             labels = all_labels[lo : lo + cfg.batch_size].to(acc.device)  # (B, D)
