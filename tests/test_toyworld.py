@@ -19,7 +19,7 @@ from onereward.toyworld import (
     score,
     usable,
 )
-from onereward.toyworld.font import ALPHABET, MAX_PAIR_IOU, glyph
+from onereward.toyworld.font import ALPHABET, GLYPH_H, GLYPH_W, MAX_PAIR_IOU, glyph
 from onereward.toyworld.scene import COLORS, MIN_COLOR_GAP, color_gap, object_silhouette, render
 
 FAST = settings(max_examples=10, deadline=None, derandomize=True)
@@ -78,7 +78,7 @@ def test_task_designs(task):
         if task == "extend":
             obj = scene["objects"][0]
             assert oid == obj["id"] and cond.prompt == f"{obj['color']} {obj['shape']}"
-            assert 0.5 <= m[sils[oid]].mean() <= 0.8  # the band hides most of the named object
+            assert 0.4 <= m[sils[oid]].mean() <= 0.8  # the band hides much of the named object
             assert all(not m[s].any() for i, s in sils.items() if i != oid)
         if task == "extend_noprompt":
             assert oid is None and all(not m[s].any() for s in sils.values())
@@ -98,9 +98,9 @@ def test_colours_are_saturated_apart_and_never_near_the_background():
 
 
 def test_font_letters_are_far_apart():
-    def pad(a, dy, dx):
-        out = np.zeros((11, 9), dtype=bool)
-        out[2 + dy : 9 + dy, 2 + dx : 7 + dx] = a
+    def pad(a, dy, dx):  # a glyph in a 2-pixel frame, shifted by (dy, dx) font pixels
+        out = np.zeros((GLYPH_H + 4, GLYPH_W + 4), dtype=bool)
+        out[2 + dy : 2 + GLYPH_H + dy, 2 + dx : 2 + GLYPH_W + dx] = a
         return out
 
     for a, b in itertools.combinations(ALPHABET, 2):

@@ -29,7 +29,7 @@ from onereward.io import atomic_dir, occupied
 TOY_WORDS: tuple[str, ...] = (
     # colours and shapes of the toy world
     "red", "green", "blue", "yellow", "magenta", "cyan", "orange", "purple", "pink", "white", "black", "grey", "gray",
-    "brown", "circle", "square", "triangle", "circles", "squares", "triangles",
+    "brown", "circle", "square", "triangle", "cross", "circles", "squares", "triangles", "crosses",
     # text rendering (`the words "AB"`), removal, extend without prompt, the negative prompt
     "the", "words", "word", "text", "a", "an", "of", "with", "and", "in", "on",
     "remove", "high", "definition", "perfect", "composition", "nsfw",

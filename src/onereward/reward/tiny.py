@@ -63,7 +63,7 @@ QWEN2_VL_CHAT_TEMPLATE = (
 PROMPT_WORDS = " ".join(
     [
         "red green blue yellow magenta cyan orange purple pink brown white black grey gray",
-        "circle square triangle star disc box shape object the a an of on in words text",
+        "circle square triangle cross star disc box shape object the a an of on in words text",
         REMOVAL_PROMPT,
         EXTEND_NOPROMPT_PROMPT,
     ]

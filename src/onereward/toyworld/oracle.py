@@ -17,13 +17,13 @@ the size as s = size / 64):
 
 Dimension definitions are in tasks.DIMENSIONS (PAPER.md section 1); how each is judged here:
 
-fill ("red circle" in a box or brush mask):
+fill ("red cross" in a box or brush mask):
     text_alignment  = clip01(|match| / (0.7 |O|)) * clip01((IoU(match, fit(prompt shape)) - max over the other two
                       shapes of IoU(match, fit(shape)) + 0.05) / 0.1)      # the right colour, and it is that shape
     structure       = clip01((max over shapes k of IoU(drawn, fit(k, drawn)) - 0.75) / 0.2), where drawn = the
                       pixels of M with the most common named colour (any of the five); 1 when drawn is under 10% of
                       |O| (nothing drawn: no broken geometry)      # a clean silhouette of WHATEVER was drawn: a
-                      circle scores 1, a ragged blob or a smear ~0. It does not read the prompt, as the dimension's
+                      cross scores 1, a ragged blob or a smear ~0. It does not read the prompt, as the dimension's
                       definition does not and the reward model's structure query carries none (templates.py);
                       whether the RIGHT shape was drawn is text alignment's business
     consistency     = mean of bg_ok over M outside O dilated by 2 px       # the surroundings continue the scene
@@ -76,7 +76,7 @@ from onereward.toyworld.font import glyph_cells
 from onereward.toyworld.scene import (
     COLORS,
     SHAPE_AREA,
-    SHAPE_CENTROID_DY,
+    SHAPE_CENTROID,
     SHAPES,
     object_silhouette,
     scale_of,
@@ -130,7 +130,8 @@ def fit_shape(shape: str, blob: np.ndarray) -> np.ndarray:
     """The silhouette of `shape` with the same area and centroid as the bool pixel set `blob` (H, W)."""
     ys, xs = np.nonzero(blob)
     r = float(np.sqrt(len(ys) / SHAPE_AREA[shape]))
-    return shape_mask(shape, ys.mean() - SHAPE_CENTROID_DY[shape] * r, xs.mean(), r, blob.shape[0])
+    dy, dx = SHAPE_CENTROID[shape]
+    return shape_mask(shape, ys.mean() - dy * r, xs.mean() - dx * r, r, blob.shape[0])
 
 
 def _hf(img: np.ndarray, region: np.ndarray) -> float:
@@ -222,8 +223,8 @@ def _named_colours(out: np.ndarray, region: np.ndarray) -> list[np.ndarray]:
 
 
 def _shape_fits(blob: np.ndarray) -> list[float]:
-    """Per shape (SHAPES order), how well it fitted to `blob` matches it: IoU .7 -> 0, 1 -> 1 (a circle fits a drawn
-    circle at 1, a square at ~.83 and a triangle at ~.69)."""
+    """Per shape (SHAPES order), how well it fitted to `blob` matches it: IoU .7 -> 0, 1 -> 1 (a drawn square fits a
+    square at 1, a triangle at ~.63 and a cross at ~.52)."""
     return [_clip01((_iou(blob, fit_shape(k, blob)) - 0.7) / 0.3) for k in SHAPES]
 
 

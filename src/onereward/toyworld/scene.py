@@ -1,14 +1,22 @@
-"""Procedural toy scenes: a muted background, 1-3 saturated shapes, optionally a line of glyph text.
+"""Procedural toy scenes: a muted background, 1-3 saturated block shapes, optionally a letter of block text.
 
 A scene is a plain JSON-serialisable dict, so it travels inside a condition's meta and can be rendered again:
 
     {"size": 64,
      "background": {"kind": "stripes", "tone": "light", "colors": [[r, g, b], [r, g, b]], "axis": 0, "period": 11},
-     "objects": [{"id": 1, "shape": "circle", "color": "red", "rgb": [r, g, b], "cy": 30.2, "cx": 17.8, "r": 9.1}],
-     "text": {"string": "FJ", "box": [y0, x0, y1, x1], "scale": 2, "ink": [r, g, b]} or None}
+     "objects": [{"id": 1, "shape": "cross", "color": "red", "rgb": [r, g, b], "cy": 27.5, "cx": 11.5, "r": 12.0}],
+     "text": {"string": "T", "box": [y0, x0, y1, x1], "scale": 8, "ink": [r, g, b]} or None}
 
 Geometry is in pixels at the scene's size; (cy, cx) is the centre of the shape's bounding box and r its half
-extent. Rendering is binary (no anti-aliasing), so silhouettes, segmentation and the oracle agree to the pixel.
+side. Rendering is binary (no anti-aliasing), so silhouettes, segmentation and the oracle agree to the pixel.
+
+The grid. Shapes (square, cross, triangle) and letters are bitmaps of 3x3 cells, and a cell is size/8 pixels (8 at
+64 px): one token of the toy base model (VAE /4, 2x2 packing), on whose grid every shape and letter sits. A tiny
+transformer learns per-token content in the demo's few minutes of pre-training; it did not learn edges inside its
+tokens. Until 2026-11-28 shapes were a circle, square and triangle of any size (r 7-12 px) and position, and the
+base model drew blobs of the right colour: 2-12% of its fills were usable across runs, and the reward model could
+not rank one blob's shape over another's (docs/BASE_MODEL.md). This is a property of the embedded default, sized to
+what models trained from scratch on 2 CPU cores learn in minutes, not of the method.
 
 Colour design (PILOT.md section 1): backgrounds are muted, either dark (lightness 0.22-0.38) or light (0.62-0.78)
 with a small zero-mean tint, never mid-grey, so a flat grey fill never passes for background; object colours are
@@ -30,10 +38,22 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "yellow": (0.95, 0.85, 0.10),
     "magenta": (0.85, 0.10, 0.85),
 }
-SHAPES = ("circle", "square", "triangle")
-SQUARE_HALF = 0.886  # a square's half side, in units of r: the same area as the circle of radius r
-SHAPE_AREA = {"circle": np.pi, "square": 4 * SQUARE_HALF**2, "triangle": 2.0}  # area / r^2
-SHAPE_CENTROID_DY = {"circle": 0.0, "square": 0.0, "triangle": 1 / 3}  # centroid below the box centre, / r
+# Shapes are 3x3 bitmaps of square cells, 8 px at 64 px: one cell is one token of the toy base model (VAE /4, 2x2
+# packing), and objects sit on that grid. See the module docstring for why.
+SHAPE_CELLS: dict[str, tuple[str, ...]] = {
+    "square": ("###", "###", "###"),
+    "cross": (".#.", "###", ".#."),
+    "triangle": ("#..", "##.", "###"),
+}
+SHAPES = tuple(SHAPE_CELLS)
+CELLS = 3  # a shape's side in cells
+_BITMAPS = {k: np.array([[c == "#" for c in row] for row in rows]) for k, rows in SHAPE_CELLS.items()}
+# area / r^2 and the centroid's offset from the box centre / r (r: half the box side, so a cell is 2r/3)
+SHAPE_AREA = {k: float(b.sum()) * (2 / CELLS) ** 2 for k, b in _BITMAPS.items()}
+SHAPE_CENTROID = {  # (dy, dx)
+    k: tuple(float((np.nonzero(b)[axis].mean() - (CELLS - 1) / 2) * 2 / CELLS) for axis in (0, 1))
+    for k, b in _BITMAPS.items()
+}
 INK = {"light": (0.05, 0.05, 0.05), "dark": (0.95, 0.95, 0.95)}  # text ink by background tone: always contrasting
 BACKGROUND_KINDS = ("flat", "gradient", "stripes", "checker", "dots")
 TONES = {"dark": (0.22, 0.38), "light": (0.62, 0.78)}  # background lightness ranges
@@ -59,22 +79,25 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
     return y, x
 
 
-def shape_mask(shape: str, cy: float, cx: float, r: float, size: int) -> np.ndarray:
-    """Bool (size, size) silhouette of a shape with bounding-box centre (cy, cx) and half extent r.
+def cell_px(size: int) -> int:
+    """The side of a shape's cell in pixels: 8 at 64 px, one token of the toy base model."""
+    return size // 8
 
-    circle: radius r; square: axis-aligned, half side SQUARE_HALF * r; triangle: apex up at (cy - r, cx),
-    base from (cy + r, cx - r) to (cy + r, cx + r).
+
+def shape_mask(shape: str, cy: float, cx: float, r: float, size: int) -> np.ndarray:
+    """Bool (size, size) silhouette of a shape whose bounding box has centre (cy, cx) and half side r.
+
+    The box is split into CELLS x CELLS cells of side 2r/3 and the shape's bitmap (SHAPE_CELLS) says which are in.
+    Pixel centres are at integer coordinates, so a box of pixels y0..y0+2r-1 has cy = y0 + r - 0.5.
     """
+    if shape not in _BITMAPS:
+        raise ValueError(f"unknown shape {shape!r}; use one of {', '.join(SHAPES)}")
     y, x = _grid(size)
-    if shape == "circle":
-        return (y - cy) ** 2 + (x - cx) ** 2 <= r * r
-    if shape == "square":
-        a = SQUARE_HALF * r
-        return (np.abs(y - cy) <= a) & (np.abs(x - cx) <= a)
-    if shape == "triangle":
-        t = (y - (cy - r)) / (2 * r)  # 0 at the apex, 1 at the base
-        return (t >= 0) & (t <= 1) & (np.abs(x - cx) <= t * r)
-    raise ValueError(f"unknown shape {shape!r}; use one of {', '.join(SHAPES)}")
+    cell = 2 * r / CELLS
+    iy, ix = np.floor((y - cy + r) / cell), np.floor((x - cx + r) / cell)  # cell indices, (H, W)
+    inside = (iy >= 0) & (iy < CELLS) & (ix >= 0) & (ix < CELLS)
+    bitmap = _BITMAPS[shape]
+    return inside & bitmap[np.clip(iy, 0, CELLS - 1).astype(int), np.clip(ix, 0, CELLS - 1).astype(int)]
 
 
 def object_silhouette(obj: dict[str, Any], size: int) -> np.ndarray:
@@ -178,17 +201,14 @@ def sample_background(rng: np.random.Generator, size: int) -> dict[str, Any]:
     return spec
 
 
-def sample_object(
-    rng: np.random.Generator, size: int, oid: int, color: str, r_range: tuple[float, float] | None = None
-) -> dict[str, Any]:
-    """A random shape of colour `color`, half extent r in r_range (default 7-12 px at 64), inside the canvas."""
-    s = scale_of(size)
-    lo, hi = r_range or (7 * s, 12 * s)
-    r = float(rng.uniform(lo, hi))
-    cy, cx = rng.uniform(r + 1, size - 2 - r, 2)
+def sample_object(rng: np.random.Generator, size: int, oid: int, color: str) -> dict[str, Any]:
+    """A random shape of colour `color` on the cell grid: a 3x3-cell box (24 px at 64) at a random grid position."""
+    cell = cell_px(size)
+    r = CELLS * cell / 2
+    y0, x0 = (int(v) * cell for v in rng.integers(0, size // cell - CELLS + 1, 2))
     shape = SHAPES[int(rng.integers(0, len(SHAPES)))]
-    return {"id": oid, "shape": shape, "color": color, "rgb": list(COLORS[color]), "cy": round(float(cy), 3),
-            "cx": round(float(cx), 3), "r": round(r, 3)}  # fmt: skip
+    return {"id": oid, "shape": shape, "color": color, "rgb": list(COLORS[color]), "cy": y0 + r - 0.5,
+            "cx": x0 + r - 0.5, "r": r}  # fmt: skip
 
 
 def bbox_of(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -228,13 +248,10 @@ def place_objects(
     return placed
 
 
-def sample_text(rng: np.random.Generator, size: int, tone: str, max_len: int = 2) -> dict[str, Any]:
-    """A 1-2 letter string from the toy font's alphabet, drawn at 4x at 64 px (no box yet).
-
-    4x: a stroke is 4 px wide, one VAE latent cell of the toy base model (/4). At 2x (2-px strokes) not even the
-    VAE's own reconstruction of the truth was ever usable: the task was out of reach of any model of that size.
-    """
-    scale = max(1, int(round(4 * scale_of(size))))
+def sample_text(rng: np.random.Generator, size: int, tone: str, max_len: int = 1) -> dict[str, Any]:
+    """A word of 1 to max_len letters (one by default) from the toy font's alphabet, a font pixel per grid cell (8
+    px at 64), no box yet. Two letters take 7 cells of the canvas's 8; one is what the demo's base model learns."""
+    scale = cell_px(size)
     n = int(rng.integers(1, max_len + 1))
     string = "".join(ALPHABET[int(i)] for i in rng.integers(0, len(ALPHABET), n))
     return {"string": string, "scale": scale, "ink": list(INK[tone])}
@@ -243,6 +260,7 @@ def sample_text(rng: np.random.Generator, size: int, tone: str, max_len: int = 2
 def place_text(rng: np.random.Generator, size: int, text: dict[str, Any], pad: int) -> dict[str, Any]:
     """Give `text` a box inside the canvas that leaves room for its `pad`-pixel mask margin."""
     h, w = text_size(text["string"], text["scale"])
-    y0 = int(rng.integers(pad + 1, size - h - pad))
-    x0 = int(rng.integers(pad + 1, size - w - pad))
+    cell = text["scale"]  # glyphs sit on the cell grid, as shapes do
+    y0 = cell * int(rng.integers(-(-(pad + 1) // cell), (size - h - pad - 1) // cell + 1))
+    x0 = cell * int(rng.integers(-(-(pad + 1) // cell), (size - w - pad - 1) // cell + 1))
     return {**text, "box": [y0, x0, y0 + h, x0 + w]}

@@ -4,10 +4,11 @@ A condition is the model's input triplet plus what judging needs (docs/ARCHITECT
 `Condition(task, source, mask, prompt, target, meta)`. Per task (PILOT.md section 1, with two additions):
 
 - fill: one object of the scene is masked (its bounding box + 2-6 px, or brush strokes over a 3-5 px dilation of it)
-  and removed from the source; prompt "<colour> <shape>", e.g. "red circle"; target: the scene with it.
-- text: a 1-2 letter word of the toy font (4-px strokes at 64 px) is masked (its box + 2-4 px, symmetric) and left
-  out of the source; prompt `the words "FJ"`; target: the scene with the word.
-- extend: a band (one side 12-20 px, or all sides 8-12 px) hides 50-80% of one object, which the prompt names,
+  and removed from the source; prompt "<colour> <shape>", e.g. "red cross"; target: the scene with it.
+- text: a letter of the toy block font (8-px cells at 64 px, on the grid) is masked (its box + 2-4 px, symmetric)
+  and left out of the source; prompt `the words "T"`; target: the scene with the letter.
+- extend: a band on the cell grid (one side 16 or 24 px, or all sides 8 px) hides 40-80% of one object, which the
+  prompt names,
   so text alignment means something; other objects keep clear of the band; target: the full scene.
 - extend_noprompt: the same bands, every object clear of the band; the task's fixed prompt; target: the full scene.
 - removal: one object's silhouette dilated 1-3 px; the task's fixed prompt; target: the scene without it.
@@ -37,6 +38,7 @@ from onereward.io import load_json, load_mask, load_rgb, save_image, save_json
 from onereward.tasks import TASK_NAMES, TASKS, get_task
 from onereward.toyworld.scene import (
     COLORS,
+    SHAPES,
     bbox_of,
     check_size,
     object_silhouette,
@@ -147,35 +149,32 @@ def _text(rng: np.random.Generator, size: int) -> dict[str, Any]:
 
 
 def _band(rng: np.random.Generator, size: int):
-    s = scale_of(size)
+    cell = size // 8  # bands end on the grid of cells that shapes sit on (scene.py)
     if rng.random() < 0.5:
-        side, px = ("top", "bottom", "left", "right")[int(rng.integers(0, 4))], _px(rng.uniform(12, 20), s)
+        side, px = ("top", "bottom", "left", "right")[int(rng.integers(0, 4))], cell * int(rng.integers(2, 4))
     else:
-        side, px = "all", _px(rng.uniform(8, 12), s)
+        side, px = "all", cell
     plan = band_plan(size, size, side, px)
     meta = {"kind": "band", "side": side, "px": px, "top": plan.top, "left": plan.left, "source": list(plan.source)}
     return plan, meta
 
 
 def _straddling_object(rng: np.random.Generator, size: int, band: np.ndarray, side: str, px: int, color: str):
-    """An object with 50-80% of its area under the band (on `side`, or a random side for "all")."""
-    s = scale_of(size)
-    if side == "all":
-        side = ("top", "bottom", "left", "right")[int(rng.integers(0, 4))]
-    for attempt in range(400):
-        # a wide object cannot hide in a thin band: cap r by the band width, tighter after 200 misses
-        r_hi = max(7 * s, min(12 * s, px * (1.2 if attempt < 200 else 0.9)))
-        obj = sample_object(rng, size, 1, color, (6 * s, r_hi))
-        r = obj["r"]
-        depth = rng.uniform(px - 0.8 * r, px + 0.3 * r)  # the object centre's distance from the canvas edge
-        depth = float(np.clip(depth, r + 1, size - 2 - r))
-        if side in ("top", "bottom"):
-            obj["cy"] = round(depth if side == "top" else size - 1 - depth, 3)
-        else:
-            obj["cx"] = round(depth if side == "left" else size - 1 - depth, 3)
-        sil = object_silhouette(obj, size)
-        frac = float(band[sil].mean())
-        if 0.5 <= frac <= 0.8:
+    """An object with 40-80% of its area under the band, on the cell grid (on `side`, or any side for "all"), whose
+    hidden part no other shape in its box would have: the prompt, not the visible part, says how to finish it."""
+    cell = size // 8
+    for _ in range(400):
+        obj = sample_object(rng, size, 1, color)
+        edge = side if side != "all" else ("top", "bottom", "left", "right")[int(rng.integers(0, 4))]
+        k = int(rng.integers(0, 2))  # the box starts 0 or 1 cells in from its edge of the canvas
+        far = size - 3 * cell - k * cell  # the box's top-left coordinate when it hugs the far edge
+        axis, start = ("cy", k * cell) if edge == "top" else ("cy", far) if edge == "bottom" else (
+            ("cx", k * cell) if edge == "left" else ("cx", far))  # fmt: skip
+        obj[axis] = start + obj["r"] - 0.5
+        sil, under = object_silhouette(obj, size), band > 0.5
+        hidden = [under & object_silhouette({**obj, "shape": k}, size) for k in SHAPES if k != obj["shape"]]
+        # the prompt decides what the band holds: every other shape in the same box would hide something else there
+        if 0.4 <= float(under[sil].mean()) <= 0.8 and all((h != (under & sil)).any() for h in hidden):
             return obj
     raise RuntimeError(f"no object fits a {px}-px band on {side} at size {size}")  # not reached for 48-1024 px
 
