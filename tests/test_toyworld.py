@@ -20,7 +20,16 @@ from onereward.toyworld import (
     usable,
 )
 from onereward.toyworld.font import ALPHABET, GLYPH_H, GLYPH_W, MAX_PAIR_IOU, glyph
-from onereward.toyworld.scene import COLORS, MIN_COLOR_GAP, color_gap, object_silhouette, render
+from onereward.toyworld.scene import (
+    COLORS,
+    MIN_COLOR_GAP,
+    SHAPES,
+    bbox_of,
+    cell_px,
+    color_gap,
+    object_silhouette,
+    render,
+)
 
 FAST = settings(max_examples=10, deadline=None, derandomize=True)
 
@@ -95,6 +104,33 @@ def test_colours_are_saturated_apart_and_never_near_the_background():
             assert color_gap((0.5, 0.5, 0.5), bg) > 0.1  # flat grey never passes for background
             _, seg = render(cond.meta["scene"])
             assert set(np.unique(seg)) == {0} | {o["id"] for o in cond.meta["scene"]["objects"]}
+
+
+@pytest.mark.parametrize("size", [64, 96])
+def test_shapes_letters_and_bands_sit_on_the_token_grid(size):
+    """The grid world (scene.py): every shape and letter is 3x3 cells of size/8 px on that grid; bands end on it."""
+    cell = cell_px(size)
+    for task in TASK_NAMES:
+        for cond in make_conditions(task, 20, seed=1, size=size, split="bench"):
+            scene = cond.meta["scene"]
+            for obj in scene["objects"]:
+                y0, x0, y1, x1 = bbox_of(object_silhouette(obj, size))
+                assert y0 % cell == x0 % cell == 0 and y1 - y0 == x1 - x0 == 3 * cell, (task, obj)
+            if scene["text"]:
+                y0, x0, y1, x1 = scene["text"]["box"]
+                assert y0 % cell == x0 % cell == 0 and y1 - y0 == 3 * cell, scene["text"]
+            if cond.meta["mask"]["kind"] == "band":
+                assert cond.meta["mask"]["px"] % cell == 0
+
+
+def test_extend_prompt_decides_what_the_band_hides():
+    """No other shape in the named object's box would hide the same pixels: the visible part alone does not say."""
+    for cond in make_conditions("extend", 40, split="bench"):
+        obj, band = cond.meta["scene"]["objects"][0], cond.mask > 0.5
+        hidden = band & object_silhouette(obj, cond.size)
+        for other in SHAPES:
+            if other != obj["shape"]:
+                assert (band & object_silhouette({**obj, "shape": other}, cond.size) != hidden).any(), (obj, other)
 
 
 def test_font_letters_are_far_apart():
