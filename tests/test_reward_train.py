@@ -154,6 +154,23 @@ def test_reward_model_beats_chance_on_held_out_pairs(tmp_path):
 # --- the toy prior's auxiliary pool ---
 
 
+def test_cell_edit_breaks_the_silhouette_fill_structure_judges():
+    """The prior's cell edit: 1-2 grid cells of the requested object or letter flipped; fill structure falls from 1."""
+    from onereward.reward.aux_pairs import _cell_edited
+    from onereward.toyworld import composite, make_conditions, score
+
+    rng = np.random.default_rng(0)
+    fills = make_conditions("fill", 20, split="bench")
+    edited = [score(c, composite(c, _cell_edited(c, rng))) for c in fills]
+    assert all(score(c, c.target)["structure"] == 1.0 for c in fills)
+    assert np.mean([s["structure"] < 0.5 for s in edited]) >= 0.8
+    for c in make_conditions("text", 5, split="bench"):
+        out = _cell_edited(c, rng)
+        changed = np.abs(out - c.target).max(axis=-1) > 0
+        assert changed.any() and (c.mask[changed] == 1).all()  # inside the letter's masked box only
+    assert _cell_edited(make_conditions("removal", 1, split="bench")[0], rng) is None
+
+
 def test_auxiliary_pool_is_the_same_built_in_one_process_or_two(tmp_path):
     from dataclasses import fields
 

@@ -14,8 +14,9 @@ candidates.jsonl and makes a pool of images: its 4 collected candidates and synt
 and candidates (`VARIANT_NAMES`, each composited with the source like every candidate):
     gt, grey, noise (GT + N(0, s), s ~ U(.02, .2)), blur (3x3 or 5x5 box), two blends a * GT + (1 - a) * candidate
     (a ~ U(0, 1)), tint (GT + a constant offset per channel, |offset| ~ U(.03, .2)), candidate noise (a candidate
-    + N(0, s), s ~ U(.02, .15)), shift (the requested object or text moved 2-6 px), wrong colour, wrong shape
-    (fill, extend), wrong text (text), background only (fill, text, extend), untouched source.
+    + N(0, s), s ~ U(.02, .15)), shift (the requested object or text moved 2-6 px), cell edit (1-2 of the 3x3
+    cells of the requested object or letter flipped: a clean shape that is none of the shapes), wrong colour,
+    wrong shape (fill, extend), wrong text (text), background only (fill, text, extend), untouched source.
 Every pool image is scored by the ORACLE on each of the task's dimensions, and every pair of pool images becomes an
 auxiliary item labelled on each dimension where their scores differ by at least `margin` (the other dimensions are
 masked out of the loss). Blends, tints and candidate noise put pairs in the neighbourhood of real candidates, so the
@@ -54,6 +55,7 @@ VARIANT_NAMES = (
     "tint",
     "candidate noise",
     "shift",
+    "cell edit",
     "wrong colour",
     "wrong shape",
     "wrong text",
@@ -87,6 +89,31 @@ def _shifted(cond, rng: np.random.Generator) -> np.ndarray | None:
     return None
 
 
+def _cell_edited(cond, rng: np.random.Generator) -> np.ndarray | None:
+    """The ground truth with 1-2 of the 3x3 grid cells of the requested object (fill, extend) or letter (text)
+    flipped, in or out: a silhouette that is none of the shapes (or letters), what fill's structure tells apart."""
+    from onereward.toyworld.scene import CELLS, bbox_of, cell_px, object_silhouette, render
+
+    scene, size = cond.meta["scene"], cond.size
+    if cond.task in ("fill", "extend") and cond.meta.get("target_object") is not None:
+        obj = next(o for o in scene["objects"] if o["id"] == cond.meta["target_object"])
+        ink, (y0, x0, _, _) = obj["rgb"], bbox_of(object_silhouette(obj, size))
+        empty = render(scene, skip=(obj["id"],))[0]
+    elif cond.task == "text":
+        ink, (y0, x0) = scene["text"]["ink"], scene["text"]["box"][:2]
+        empty = render(scene, text=False)[0]
+    else:
+        return None
+    out, c = cond.target.copy(), cell_px(size)
+    ink = np.asarray(ink, dtype=np.float32)
+    for k in rng.choice(CELLS * CELLS, int(rng.integers(1, 3)), replace=False):
+        i, j = divmod(int(k), CELLS)
+        cell = slice(y0 + i * c, y0 + (i + 1) * c), slice(x0 + j * c, x0 + (j + 1) * c)
+        inked = np.abs(out[cell] - ink).max(axis=-1).mean() < 0.1  # the cell holds the object (or the letter)
+        out[cell] = empty[cell] if inked else ink
+    return out
+
+
 def synthetic_variants(cond, candidates: np.ndarray, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     """(name, composited (H, W, 3) image) for the variants that apply to the condition's task.
 
@@ -110,6 +137,7 @@ def synthetic_variants(cond, candidates: np.ndarray, rng: np.random.Generator) -
     cand = candidates[int(rng.integers(0, n))]
     out.append(("candidate noise", cand + rng.normal(0, rng.uniform(0.02, 0.15), gt.shape)))
     out.append(("shift", _shifted(cond, rng)))
+    out.append(("cell edit", _cell_edited(cond, rng)))
     out.append(("wrong colour", V.wrong_color(cond, rng)))
     if V.applies("wrong shape", cond.task):
         out.append(("wrong shape", V.wrong_shape(cond, rng)))
