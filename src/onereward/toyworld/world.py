@@ -37,9 +37,11 @@ from onereward.errors import UserError
 from onereward.io import load_json, load_mask, load_rgb, save_image, save_json
 from onereward.tasks import TASK_NAMES, TASKS, get_task
 from onereward.toyworld.scene import (
+    CELLS,
     COLORS,
     SHAPES,
     bbox_of,
+    cell_px,
     check_size,
     object_silhouette,
     place_objects,
@@ -149,7 +151,7 @@ def _text(rng: np.random.Generator, size: int) -> dict[str, Any]:
 
 
 def _band(rng: np.random.Generator, size: int):
-    cell = size // 8  # bands end on the grid of cells that shapes sit on (scene.py)
+    cell = cell_px(size)  # bands end on the grid of cells that shapes sit on (scene.py)
     if rng.random() < 0.5:
         side, px = ("top", "bottom", "left", "right")[int(rng.integers(0, 4))], cell * int(rng.integers(2, 4))
     else:
@@ -162,16 +164,15 @@ def _band(rng: np.random.Generator, size: int):
 def _straddling_object(rng: np.random.Generator, size: int, band: np.ndarray, side: str, px: int, color: str):
     """An object with 40-80% of its area under the band, on the cell grid (on `side`, or any side for "all"), whose
     hidden part no other shape in its box would have: the prompt, not the visible part, says how to finish it."""
-    cell = size // 8
+    cell, under = cell_px(size), band > 0.5
     for _ in range(400):
         obj = sample_object(rng, size, 1, color)
         edge = side if side != "all" else ("top", "bottom", "left", "right")[int(rng.integers(0, 4))]
-        k = int(rng.integers(0, 2))  # the box starts 0 or 1 cells in from its edge of the canvas
-        far = size - 3 * cell - k * cell  # the box's top-left coordinate when it hugs the far edge
-        axis, start = ("cy", k * cell) if edge == "top" else ("cy", far) if edge == "bottom" else (
-            ("cx", k * cell) if edge == "left" else ("cx", far))  # fmt: skip
+        near = cell * int(rng.integers(0, 2))  # the box starts 0 or 1 cells in from its edge of the canvas
+        far = size - CELLS * cell - near  # ... counted from the far edge: the box's top-left coordinate there
+        axis, start = {"top": ("cy", near), "bottom": ("cy", far), "left": ("cx", near), "right": ("cx", far)}[edge]
         obj[axis] = start + obj["r"] - 0.5
-        sil, under = object_silhouette(obj, size), band > 0.5
+        sil = object_silhouette(obj, size)
         hidden = [under & object_silhouette({**obj, "shape": k}, size) for k in SHAPES if k != obj["shape"]]
         # the prompt decides what the band holds: every other shape in the same box would hide something else there
         if 0.4 <= float(under[sil].mean()) <= 0.8 and all((h != (under & sil)).any() for h in hidden):
