@@ -39,3 +39,10 @@ def test_print_config_gives_a_config_file_that_rebuilds_the_same_run(monkeypatch
     rebuilt = load_yaml(Config(), tmp_path / "run.yaml")
     expected = apply_overrides(get_preset("flux-fill-dev"), [s for s in sets if s != "--set"])
     assert rebuilt.to_dict() == expected.to_dict()
+
+
+def test_the_anchor_needs_a_reference_model_and_a_positive_weight():
+    with pytest.raises(UserError, match="train.anchor=-1.0"):
+        apply_overrides(Config(), ["train.anchor=-1"]).check()
+    with pytest.raises(UserError, match="data.ref_cache holds only its images"):
+        apply_overrides(Config(), ["train.anchor=10", "data.ref_cache=refs"]).check()

@@ -101,6 +101,28 @@ def test_dynamic_reference_is_the_ema_of_the_trained_policy(tiny_fill_dir, tiny_
     assert not torch.equal(ema[name], start[name]) and not torch.equal(ema[name], pol[name])
 
 
+def test_the_anchor_holds_the_policy_near_its_reference(tiny_fill_dir, tiny_rm, pool, tmp_path):
+    start = weights(FluxTransformer2DModel.from_pretrained(tiny_fill_dir / "transformer"))
+
+    def moved(out) -> float:
+        after = weights(FluxTransformer2DModel.from_pretrained(out / "policy" / "transformer"))
+        return float(sum((after[n] - start[n]).pow(2).sum() for n in start)) ** 0.5
+
+    free = train(config(tiny_fill_dir, "x", tmp_path / "free", "train.steps=3"), reward=tiny_rm, pool=pool)
+    held = train(
+        config(tiny_fill_dir, "x", tmp_path / "held", "train.steps=3", "train.anchor=1e4"), reward=tiny_rm, pool=pool
+    )
+    assert moved(held) < 0.8 * moved(free)
+    log = [json.loads(line) for line in (held / "log.jsonl").read_text().splitlines()]
+    # step 1 starts at the reference itself (no drift); later steps see the drift the previous ones made
+    assert log[0]["anchor"] == 0.0 and log[1]["anchor"] > 0.0
+    # LoRA under the dynamic algorithm swaps the EMA into the adapters for the reference's prediction: it must
+    # happen before the policy's graph is built (else backward fails on weights changed in place)
+    sets = ("train.algorithm=dynamic", "model.lora_rank=4", "train.anchor=10")
+    lora = train(config(tiny_fill_dir, "x", tmp_path / "lora", *sets), reward=tiny_rm, pool=pool)
+    assert (lora / "policy" / "pytorch_lora_weights.safetensors").is_file()
+
+
 def test_non_finite_loss_is_skipped_and_counted(tiny_fill_dir, tiny_rm, pool, tmp_path):
     class PoisonedOnce:
         """The real tiny reward, except that its first call answers NaN."""

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from onereward.rl.loss import composite, hinge_loss
+from onereward.rl.loss import anchor_loss, composite, hinge_loss
 
 
 def test_hinge_loss_on_a_hand_computed_case():
@@ -25,3 +25,17 @@ def test_composite_keeps_the_source_outside_the_mask():
     mask = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
     out = composite(img, src, mask)
     assert out[0, :, 0, 0].eq(1).all() and out[0, :, 1, 1].eq(0).all()
+
+
+def test_anchor_loss_on_a_hand_computed_case():
+    # 2 samples x 3 tokens x 2 channels; sample 0 differs by 1 on token 0 (both channels) and 2 on token 2 (one)
+    x0 = torch.zeros(2, 3, 2)
+    ref = torch.zeros(2, 3, 2)
+    ref[0, 0] = 1.0
+    ref[0, 2, 0] = 2.0
+    w = torch.tensor([[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]])  # sample 1: nothing generated
+    # sample 0: per token mean over channels (1, 0, 2); weighted (1 * 1 + 0.5 * 2) / 1.5
+    torch.testing.assert_close(anchor_loss(x0, ref, w), torch.tensor([2.0 / 1.5, 0.0]))
+    # tokens outside the mask hold nothing: a change there costs nothing
+    ref[0, 1] = 5.0
+    torch.testing.assert_close(anchor_loss(x0, ref, w)[0], torch.tensor(2.0 / 1.5))

@@ -58,6 +58,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up, then constant
     grad_clip: float = 1.0  # max global grad norm; 0 disables
     reward_bound: float = 0.9  # lambda in loss = mean_e max(0, lambda - p_e)
+    anchor: float = 0.0  # beta: + beta * |x0 - x0_ref|^2 over the mask, the reference's prediction at the same x_t
     ema_tau: float = 0.99  # EMA decay: the output EMA (standard) or the reference itself (dynamic)
     task_weights: dict[str, float] = field(default_factory=dict)  # overrides of the task table's weights
     min_reward_accuracy: float = 0.0  # drop (task, dimension) terms whose measured RM accuracy is below this
@@ -151,6 +152,13 @@ class Config:
             raise UserError(f"model.mixed_precision={self.model.mixed_precision!r}; use no, bf16 or fp16")
         if self.log.eval_pool and not self.log.eval_every:
             raise UserError("log.eval_pool is judged every log.eval_every steps; set log.eval_every, e.g. 250")
+        if t.anchor < 0:
+            raise UserError(f"train.anchor={t.anchor}; use 0 (off) or a positive weight, e.g. 10")
+        if self.data.ref_cache and t.anchor > 0:
+            raise UserError(
+                "train.anchor needs the reference model's predictions, and data.ref_cache holds only its images;"
+                " drop one of the two"
+            )
         if self.data.ref_cache and t.algorithm == "dynamic":
             raise UserError("data.ref_cache only applies to the standard algorithm (the dynamic reference moves)")
         try:

@@ -19,8 +19,9 @@ from tqdm import tqdm
 from onereward import checkpoint
 from onereward.config import Config, from_dict
 from onereward.errors import UserError
+from onereward.models.fill import masked_fraction
 from onereward.rl.data import ConditionPool, folder_pool, seed_of, step_generator, toy_pool
-from onereward.rl.loss import composite, hinge_loss
+from onereward.rl.loss import anchor_loss, composite, hinge_loss
 from onereward.rl.optim import FusedBackward, make_optimizer
 from onereward.rl.parallel import make_strategy
 from onereward.rl.reference import make_reference, trainable
@@ -271,6 +272,12 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
             eps2 = eps2_all[m * b : (m + 1) * b]  # (B, L, 4C)
             x_t, sigma_t = fill.rollout(eps2, cond, embeds, sigmas, k, neg, s.true_cfg, s.guidance, unwrapped, size)
 
+            x0_ref = None  # train.anchor's trust region: the reference's own x0 prediction from the same point
+            if cfg.train.anchor > 0:  # (before the policy's graph is built: a LoRA EMA reference swaps weights in)
+                with torch.no_grad(), reference.model() as ref_net:
+                    args = (x_t, sigma_t, cond, embeds, neg, s.true_cfg, s.guidance, ref_net, size)
+                    x0_ref = fill.predict_x0(*args)  # (B, L, 4C)
+
             # gradients reach the other processes on the last micro-batch only
             with strategy.no_sync(policy, sync=m == accum - 1):
                 # --- one grad-carrying x0 prediction, decoded through the frozen VAE ---
@@ -301,6 +308,10 @@ def train(cfg: Config, resume: bool = False, reward=None, pool: ConditionPool | 
                         losses[idx] = hinge_loss(p, cfg.train.reward_bound, keep[task].to(p.device))
                         for j, d in enumerate(dims):
                             rewards.setdefault(f"reward/{task}/{d}", []).append(p[:, j].detach())
+                    if x0_ref is not None:
+                        drift = anchor_loss(x0.float(), x0_ref.float(), masked_fraction(msk, fill.grid))  # (B,)
+                        losses = losses + cfg.train.anchor * drift
+                        rewards.setdefault("anchor", []).append(drift.detach())
                     loss = losses.sum() / len(batch.ids)  # this micro-batch's share of the step's mean
 
                 # --- backward, unless the loss is not finite on some process (then the step is skipped there
