@@ -167,3 +167,38 @@ def test_two_processes_split_the_pairs_and_write_what_one_does(trained, tmp_path
         assert (value is None) == (two["prompt_sensitivity"][family] is None)
         if value is not None:
             assert two["prompt_sensitivity"][family] == pytest.approx(value, rel=1e-6)
+
+
+def test_on_policy_pairs_are_judged_in_both_orders_against_the_oracle(tiny_fill_dir, tiny_rm):
+    """The oracle is always right about its own labels; a judge that says "Yes" to everything is right in one order
+    only, so 50%: two-order accuracy on pairs of two samples of one fill model."""
+    from onereward.reward.on_policy import on_policy_accuracy
+    from onereward.toyworld.oracle import Oracle
+
+    oracle = on_policy_accuracy(Oracle(), tiny_fill_dir, per_task=6)
+    assert set(oracle) == set(TASKS) and all(set(oracle[t]) == set(TASKS[t].dimensions) for t in TASKS)
+    judged = [c for dims in oracle.values() for c in dims.values() if c["n"] > 0]
+    assert judged and all(c["two_order"] == 1.0 for c in judged)
+
+    class SaysYes:
+        def p_yes(self, first, second, task, dims, prompts, conditions=None):
+            return torch.ones(len(first), len(dims))
+
+    always = on_policy_accuracy(SaysYes(), tiny_fill_dir, per_task=6)
+    assert [c["n"] for d in always.values() for c in d.values()] == [
+        c["n"] for d in oracle.values() for c in d.values()
+    ]
+    assert all(c["two_order"] == 0.5 for d in always.values() for c in d.values() if c["n"] > 0)
+    # the tiny reward model goes through the same contract
+    assert all(0 <= c["two_order"] <= 1 for d in on_policy_accuracy(tiny_rm, tiny_fill_dir, 4).values()
+               for c in d.values() if c["n"])  # fmt: skip
+
+
+def test_eval_reward_on_policy_needs_a_fill_model_folder(trained, tmp_path, monkeypatch, capsys):
+    from cli_runner import run_cli
+
+    prefs, model, _ = trained
+    args = ["--model", model, "--prefs", prefs, "--out", tmp_path / "x.json", "--on-policy", tmp_path]
+    code, _, err = run_cli(monkeypatch, capsys, "eval-reward", *args)
+    assert code == 2 and "not a fill-model folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.json").exists()

@@ -164,6 +164,10 @@ def stages(seed: int, quick: bool) -> list[Stage]:
                 str(o / "prefs"),
                 "--out",
                 str(o / "reward_accuracy.json"),
+                "--on-policy",  # the pairs RL will ask about: two samples of the base model
+                str(o / "models" / "base"),
+                "--on-policy-n",
+                "4" if q else "128",
             ],
             _exists("reward_accuracy.json"),
         ),
@@ -335,7 +339,7 @@ def collect_results(out: Path, infos: dict[str, dict], seed: int) -> dict:
     results = load_json(out / "eval" / "results.json")
     accuracy = load_json(out / "reward_accuracy.json")
     results["reward_accuracy"] = accuracy["reward_accuracy"]
-    for key in ("reward_accuracy_detail", "reward_accuracy_by_task"):
+    for key in ("reward_accuracy_detail", "reward_accuracy_by_task", "on_policy_accuracy"):
         if key in accuracy:
             results[key] = accuracy[key]
     ran = {k: v for k, v in infos.items() if "skipped" not in v}

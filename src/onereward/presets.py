@@ -31,15 +31,20 @@ def toy() -> Config:
     # A lower hinge does not stop the hacking at 1e-5 (the demo at 776a3e6's models, 150 steps): train.reward_bound
     # 0.6 .275 -> .250, 0.9 .275 -> .234; nor does Gaussian noise on both judged images (sigma .05 / .1: .234 / .234):
     # the oracle's means fall with the reward model's errors on close pairs, not with pixel-level attacks.
-    cfg.train.lr = 5e-6
+    # 2026-11-28, the grid world (the demo at bba5423's models; 64 "val" conditions per task, mean usability at steps
+    # 0 / 30 / 60 / 90): lr 5e-5 alone .412 / .397 / .381 / .341, the policy learning a brightening of ~0.03 inside
+    # the mask that its judge prefers (removal 83 -> 66%); the anchor (a trust region toward the reference's own x0
+    # prediction, train.anchor) stops that: beta 30-100 keeps 5e-5 to 2e-4 within +-2 images of 64 per task for 240
+    # steps. It does not find more to gain: the judge ranks two samples of one model (what RL compares) far worse than
+    # the annotators' best / worst pairs (removal 95% held out, ~50% on such pairs: eval-reward --on-policy), and the
+    # training reward P(Yes | policy, reference) stays near .5. With the anchor bounding the drift, every dimension
+    # above chance is trained: lr 1e-4, beta 30, gate 0.6 per dimension gave .412 / .416 / .422 / .425 / .409 (120).
+    cfg.train.lr = 1e-4
+    cfg.train.anchor = 30.0
     cfg.sampling.steps = 4  # the toy base model's own default (onereward.json): it samples best at few steps
     cfg.train.steps = 120
-    cfg.train.min_reward_accuracy = 0.7  # a reward dimension below this held-out accuracy is not trusted ...
-    # ... and then its task is not trained at all. Measured 2026-11-27 (one demo's base and judge, 120 steps, 64 "val"
-    # conditions per task): trained on the dimensions that passed alone (gate "dimension"), fill at lr 3e-5 faded its
-    # object (oracle text alignment .51 -> .21, structure .34 -> .11; consistency .69 -> .83), at 1e-5 too, slower
-    # (.51 -> .45, .34 -> .25); gated by task, fill's dimensions stayed within .04 at both rates.
-    cfg.train.gate = "task"
+    cfg.train.min_reward_accuracy = 0.6  # a reward dimension at chance is an adversarial direction: left out ...
+    cfg.train.gate = "dimension"  # ... alone (the anchor holds what the others do not judge; before it, "task" at .7)
     cfg.log.out = "runs/train-toy"
     # PILOT.md: the useful window can be short (69 steps); pick the best of 4 checkpoints by held-out oracle usability
     cfg.log.eval_every = 30

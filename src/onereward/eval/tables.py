@@ -4,6 +4,8 @@ results.json (written by the demo; every key optional, a missing piece shows as 
     reward_accuracy[family][dimension]            two-order pairwise accuracy of the reward model
     reward_accuracy_detail[family][dimension]     {two_order, one_order, n, position_bias_flag[, position_consistency]}
     reward_accuracy_by_task[task][dimension]      the same, per task row (text rendering apart from object fill, ...)
+    on_policy_accuracy[task][dimension]           {two_order, n}: on pairs of two samples of the base model, the pairs
+                                                  RL compares (toy world, reward/on_policy.py)
     usability[model][task]                        share of usable outputs
     text_success[model], removal_quality_rate[model]   binary rates (optional extras)
     dimension_scores[model][task][dimension]      mean score in [0, 1]
@@ -97,6 +99,13 @@ def validate_results(results: Any) -> None:
         for dim, cell in _mapping(dims, f"reward_accuracy_by_task.{task}").items():
             _known(dim, TASKS[task].dimensions, f"reward_accuracy_by_task.{task}")
             where = f"reward_accuracy_by_task.{task}.{dim}"
+            _number(_mapping(cell, where).get("two_order"), f"{where}.two_order", unit=True)
+            _number(cell.get("n"), f"{where}.n", unit=False)
+    for task, dims in _mapping(r.get("on_policy_accuracy", {}), "on_policy_accuracy").items():
+        _known(task, TASK_NAMES, "on_policy_accuracy")
+        for dim, cell in _mapping(dims, f"on_policy_accuracy.{task}").items():
+            _known(dim, TASKS[task].dimensions, f"on_policy_accuracy.{task}")
+            where = f"on_policy_accuracy.{task}.{dim}"
             _number(_mapping(cell, where).get("two_order"), f"{where}.two_order", unit=True)
             _number(cell.get("n"), f"{where}.n", unit=False)
     for key in ("usability", "dimension_scores", "gsb"):
@@ -221,19 +230,31 @@ def accuracy_by_task_table(results: Mapping) -> Table:
     """Two-order accuracy per task row: Table 1's fill mixes text rendering into object fill, extend mixes extend
     without prompt into prompted extend, and the judge may read one and not the other (the RL gate reads these)."""
     by_task = results.get("reward_accuracy_by_task", {})
+    on_policy = results.get("on_policy_accuracy")  # absent unless eval-reward ran with --on-policy
     rows = []
     for task in TASK_NAMES:
         for dim in TASKS[task].dimensions:
             c = by_task.get(task, {}).get(dim)
             if c is None:
                 continue
-            rows.append([TASK_TITLES[task], DIM_TITLES[dim], pct(c.get("two_order")), _n_pairs(c.get("n"))])
+            row = [TASK_TITLES[task], DIM_TITLES[dim], pct(c.get("two_order")), _n_pairs(c.get("n"))]
+            if on_policy is not None:
+                o = on_policy.get(task, {}).get(dim, {})
+                row += [pct(o.get("two_order")), _n_pairs(o.get("n"))]
+            rows.append(row)
+    columns = ["task", "dimension", "two-order %", "n pairs"]
+    note = "The pairs of Table 1's cells, split by task row. "
+    if on_policy is not None:
+        columns += ["on-policy %", "n on-policy"]
+        note += (
+            "On-policy: pairs of two samples of the base model at its own settings, the kind of pair RL asks about "
+            "(labelled by the oracle, near-ties dropped). "
+        )
     return Table(
         "Reward-model accuracy per task row",
-        ["task", "dimension", "two-order %", "n pairs"],
+        columns,
         rows,
-        "The pairs of Table 1's cells, split by task row. "
-        f"'small' marks cells with fewer than {SMALL_N} pairs, where +-10 points is noise.",
+        note + f"'small' marks cells with fewer than {SMALL_N} pairs, where +-10 points is noise.",
         anchor="accuracy-by-task",
     )
 

@@ -134,6 +134,11 @@ def eval_reward_command(
     image_size: Annotated[
         int | None, Opt(help="Resize images to this square side (default: the training run's --image-size).")
     ] = None,
+    on_policy: Annotated[
+        Path | None,
+        Opt(help="Toy world: a fill-model folder; also judge pairs of two of its samples (what RL compares)."),
+    ] = None,
+    on_policy_n: Annotated[int, Opt(help="Conditions per task for --on-policy.")] = 64,
 ) -> None:
     """Held-out pairwise accuracy per task family x dimension (two-order headline, one-order, n, position bias).
 
@@ -141,7 +146,14 @@ def eval_reward_command(
     from onereward.reward.evaluate import evaluate_reward, short_table
 
     _quiet_transformers()
-    result = evaluate_reward(model, prefs, out, markdown=markdown, all_pairs=all_pairs, image_size=image_size)
+    if on_policy is not None and not (on_policy / "model_index.json").is_file():
+        raise UserError(f"--on-policy {on_policy}: not a fill-model folder (no model_index.json)")
+    if on_policy_n < 1:
+        raise UserError(f"--on-policy-n {on_policy_n}: use at least 1 condition per task")
+    result = evaluate_reward(
+        model, prefs, out, markdown=markdown, all_pairs=all_pairs, image_size=image_size, on_policy=on_policy,
+        on_policy_n=on_policy_n,
+    )  # fmt: skip
     if result:  # empty on the processes other than the main one of a multi-process run
         typer.echo(short_table(result))
         typer.echo(f"wrote {out}")

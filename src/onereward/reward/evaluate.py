@@ -18,6 +18,8 @@ JSON written (`--out`):
                                                         fill, extend without prompt apart from extend (the RL gate
                                                         prefers these when a cell has enough pairs)
      "prompt_sensitivity": {family: float | None}    <- does it read the prompt? (`prompt_sensitivity`)
+     "on_policy_accuracy": {task: {dimension: {two_order, n}}}   <- with `on_policy` (toy world): the pairs RL
+                                                        compares, two samples of one fill model (reward/on_policy.py)
      "n_pairs": int, "model": str, "prefs": str, "split": "held_out" | "all", "held_out_conditions": int,
      "paper": {family: {dimension: percent}}, "seconds": float}
 """
@@ -145,6 +147,8 @@ def evaluate_reward(
     batch_size: int = 64,
     device: str | None = None,
     image_size: int | None = None,
+    on_policy: str | Path | None = None,
+    on_policy_n: int = 64,
 ) -> dict[str, Any]:
     """Judge the held-out pairs with the model at `model`; write the accuracy JSON (and a Markdown table). Under
     several processes each judges every n-th pair on its own device and the main one merges, writes and returns the
@@ -152,6 +156,8 @@ def evaluate_reward(
 
     image_size: resize every image to this square side as it is read (None: the size the model was trained at, from
     its onereward.json; 0 or no record: the data's own size, held in memory).
+    on_policy: a toy-world fill-model folder: also judge pairs of its own samples, `on_policy_n` conditions per task
+    (reward/on_policy.py), on the main process.
     """
     from accelerate import PartialState
 
@@ -235,8 +241,12 @@ def evaluate_reward(
         "split": "all" if all_pairs else "held_out",
         "held_out_conditions": None if held_conditions is None else len(held_conditions),
         "paper": PAPER_TABLE1,
-        "seconds": round(time.perf_counter() - t0, 1),
     }
+    if on_policy is not None:
+        from onereward.reward.on_policy import on_policy_accuracy
+
+        result["on_policy_accuracy"] = on_policy_accuracy(rm, on_policy, per_task=on_policy_n)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
     save_json(Path(out), result)
     if markdown is not None:
         text = "\n\n".join(
@@ -271,6 +281,10 @@ def short_table(result: dict[str, Any]) -> str:
     for t, dims in result.get("reward_accuracy_by_task", {}).items():  # what the RL gate reads, n permitting
         cells = ", ".join(f"{d} {100 * c['two_order']:.1f} ({c['n']})" for d, c in dims.items())
         lines.append(f"  task row {t}: {cells}")
+    if "on_policy_accuracy" in result:  # the pairs RL compares: two samples of one fill model
+        from onereward.reward.on_policy import on_policy_lines
+
+        lines += on_policy_lines(result["on_policy_accuracy"])
     read = {f: v for f, v in result.get("prompt_sensitivity", {}).items() if v is not None}
     if read:
         lines.append(

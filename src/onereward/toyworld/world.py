@@ -53,7 +53,7 @@ from onereward.toyworld.scene import (
     scale_of,
 )
 
-SPLITS = ("train", "pref", "rl", "val", "eval", "bench")  # seed namespaces
+SPLITS = ("train", "pref", "rl", "val", "eval", "bench", "judge")  # seed namespaces
 EXTEND_FILL = 0.5  # what the source shows in the band to be generated (nothing is known there)
 FILES = ("source.png", "mask.png", "target.png", "meta.json")
 
