@@ -215,3 +215,13 @@ def test_markdown_tables_show_ours_beside_the_labelled_papers_and_mark_gaps():
         markdown_tables(
             {"reward_accuracy_by_task": {"extend_noprompt": {"text_alignment": {"two_order": 0.5, "n": 3}}}}
         )
+
+
+def test_on_policy_accuracy_joins_the_per_task_table_when_measured():
+    by_task = {"removal": {"removal_quality": {"two_order": 0.954, "n": 76}}}
+    assert "on-policy" not in markdown_tables({"reward_accuracy_by_task": by_task})
+    on_policy = {"removal": {"removal_quality": {"two_order": 0.529, "n": 34}}}
+    md = markdown_tables({"reward_accuracy_by_task": by_task, "on_policy_accuracy": on_policy})
+    assert "| removal | Removal Quality | 95.4 | 76 | 52.9 | 34 (small) |" in md
+    with pytest.raises(ValueError, match="on_policy_accuracy.removal: unknown name 'structure'"):
+        markdown_tables({"on_policy_accuracy": {"removal": {"structure": {"two_order": 0.5, "n": 3}}}})
