@@ -94,20 +94,14 @@ def validate_results(results: Any) -> None:
             for k in ("two_order", "one_order", "position_consistency"):
                 _number(_mapping(cell, where).get(k), f"{where}.{k}", unit=True)
             _number(cell.get("n"), f"{where}.n", unit=False)
-    for task, dims in _mapping(r.get("reward_accuracy_by_task", {}), "reward_accuracy_by_task").items():
-        _known(task, TASK_NAMES, "reward_accuracy_by_task")
-        for dim, cell in _mapping(dims, f"reward_accuracy_by_task.{task}").items():
-            _known(dim, TASKS[task].dimensions, f"reward_accuracy_by_task.{task}")
-            where = f"reward_accuracy_by_task.{task}.{dim}"
-            _number(_mapping(cell, where).get("two_order"), f"{where}.two_order", unit=True)
-            _number(cell.get("n"), f"{where}.n", unit=False)
-    for task, dims in _mapping(r.get("on_policy_accuracy", {}), "on_policy_accuracy").items():
-        _known(task, TASK_NAMES, "on_policy_accuracy")
-        for dim, cell in _mapping(dims, f"on_policy_accuracy.{task}").items():
-            _known(dim, TASKS[task].dimensions, f"on_policy_accuracy.{task}")
-            where = f"on_policy_accuracy.{task}.{dim}"
-            _number(_mapping(cell, where).get("two_order"), f"{where}.two_order", unit=True)
-            _number(cell.get("n"), f"{where}.n", unit=False)
+    for key in ("reward_accuracy_by_task", "on_policy_accuracy"):  # per task row: {task: {dimension: cell}}
+        for task, dims in _mapping(r.get(key, {}), key).items():
+            _known(task, TASK_NAMES, key)
+            for dim, cell in _mapping(dims, f"{key}.{task}").items():
+                _known(dim, TASKS[task].dimensions, f"{key}.{task}")
+                where = f"{key}.{task}.{dim}"
+                _number(_mapping(cell, where).get("two_order"), f"{where}.two_order", unit=True)
+                _number(cell.get("n"), f"{where}.n", unit=False)
     for key in ("usability", "dimension_scores", "gsb"):
         for model, per_task in _mapping(r.get(key, {}), key).items():
             for task, v in _mapping(per_task, f"{key}.{model}").items():
