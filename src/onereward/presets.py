@@ -34,7 +34,7 @@ def toy() -> Config:
     # 2026-11-28, the grid world (the demo at bba5423's models; 64 "val" conditions per task, mean usability at steps
     # 0 / 30 / 60 / 90): lr 5e-5 alone .412 / .397 / .381 / .341, the policy learning a brightening of ~0.03 inside
     # the mask that its judge prefers (removal 83 -> 66%); the anchor (a trust region toward the reference's own x0
-    # prediction, train.anchor) stops that: beta 30-100 keeps 5e-5 to 2e-4 within +-2 images of 64 per task for 240
+    # prediction, train.anchor) stops that: beta 30-100 keeps 5e-5 to 2e-4 within +-3 images of 64 per task for 240
     # steps. It does not find more to gain: the judge ranks two samples of one model (what RL compares) far worse than
     # the annotators' best / worst pairs (removal 95% held out, ~50% on such pairs: eval-reward --on-policy), and the
     # training reward P(Yes | policy, reference) stays near .5. With the anchor bounding the drift, every dimension
