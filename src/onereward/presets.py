@@ -40,7 +40,8 @@ def toy() -> Config:
     # training reward P(Yes | policy, reference) stays near .5. With the anchor bounding the drift, every dimension
     # above chance is trained: lr 1e-4, beta 30, gate 0.6 per dimension gave .412 / .416 / .422 / .425 / .409 (120).
     # On the next two demos' models (d8621a3, e50ba0c) neither a two-order reward ((P(Yes | policy, ref) + 1 -
-    # P(Yes | ref, policy)) / 2) nor 16 conditions a step instead of 8 moved "val" beyond +-1 image of 64 per task.
+    # P(Yes | ref, policy)) / 2) nor 16 conditions a step instead of 8 changed anything: the mean "val" usability
+    # stayed within .01 of this recipe's at every evaluated step.
     cfg.train.lr = 1e-4
     cfg.train.anchor = 30.0
     cfg.sampling.steps = 4  # the toy base model's own default (onereward.json): it samples best at few steps
