@@ -5,7 +5,8 @@ with randomised settings (steps, true CFG, negative prompt, noise scale): pairs 
 else: is the policy's image better than the reference's, two samples of nearly the same model at the same settings,
 which differ little. A judge can rank the first kind well and the second at chance; then the reward's gradient is
 noise, and RL moves nothing (or whatever the judge's biases favour). Measured on the grid-world demo at bba5423:
-removal 95% on the held-out best / worst pairs, 53% on such pairs; fill text alignment 70% and 82%.
+removal 95% on the held-out best / worst pairs, 53% on such pairs (0.02 apart or more); fill text alignment 70%
+and 82%.
 
 This needs the oracle to label the pairs, so it exists in the toy world only: conditions of the "judge" split (never
 used for preferences, RL or the benchmark), two samples each from the fill model at its own inference defaults, the
