@@ -226,6 +226,7 @@ def evaluate_reward(
                 merged.setdefault(f, []).extend(values)
         diffs = merged
         if not state.is_main_process:
+            state.wait_for_everyone()  # the main process writes; leave together (gloo teardown, NOTES.md section 5)
             return {}
     detail = accuracy_detail(pair_rows)  # Table 1's families
     by_task = accuracy_detail(pair_rows, by="task")  # the task table's rows
@@ -260,6 +261,8 @@ def evaluate_reward(
         )
         Path(markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(markdown).write_text(text + "\n")
+    if world > 1:
+        state.wait_for_everyone()
     return result
 
 
