@@ -391,7 +391,9 @@ def test_gate_prefers_a_task_rows_own_accuracy_when_it_has_enough_pairs(tmp_path
             "aesthetics": cell(0.81, 61),
         },
         # too few pairs of its own: extend without prompt's aesthetics falls back to the extend family's 0.9
-        "extend_noprompt": {"consistency": cell(0.95, 62), "structure": cell(0.6, 65), "aesthetics": cell(0.2, 12)},
+        "extend_noprompt": {"consistency": cell(0.95, 62), "structure": cell(0.6, 65), "aesthetics": cell(0.6, 12)},
+        # too few pairs, but significantly below the bar (95% Wilson upper bound 0.61 < 0.7): not the family's 0.9
+        "extend": {"consistency": cell(0.45, 40)},
     }
     acc.write_text(json.dumps({"reward_accuracy": family, "reward_accuracy_by_task": by_task}))
     cfg = Config()
@@ -400,10 +402,18 @@ def test_gate_prefers_a_task_rows_own_accuracy_when_it_has_enough_pairs(tmp_path
     assert gate["text"] == [True] * 4  # its own cells pass; the fill family's text alignment (0.6) would not
     assert gate["fill"] == [False, True, False, True]  # fill's aesthetics has no row cell: the family's 0.8
     assert gate["extend_noprompt"] == [True, False, True]  # structure's own 0.6 fails; aesthetics n < 50
-    assert gate["extend"] == [False, True, True, True] and gate["removal"] == [True]
+    assert gate["extend"] == [False, False, True, True] and gate["removal"] == [True]
     cfg.train.gate = "task"
     gate = {t: k.tolist() for t, k in dimension_gate(cfg).items()}
     assert gate["text"] == [True] * 4 and gate["fill"] == [False] * 4 and gate["extend_noprompt"] == [False] * 3
+
+
+def test_wilson_upper_bound_on_known_values():
+    from onereward.rl.trainer import wilson_upper
+
+    assert wilson_upper(0.407, 43) == pytest.approx(0.556, abs=1e-3)  # d8621a3's object-fill structure
+    assert wilson_upper(0.5, 10_000) == pytest.approx(0.5098, abs=1e-3)  # ~ p + 1.96 sqrt(p (1 - p) / n)
+    assert wilson_upper(0.0, 10) == pytest.approx(0.2775, abs=1e-3)  # above 0 even when nothing was right
 
 
 def test_held_out_curve_starts_at_the_base_and_the_best_candidate_is_released(tiny_fill_dir, tiny_rm, pool, tmp_path):

@@ -8,6 +8,7 @@ Infrastructure (checkpoints, logs, exports) lives in small functions below the l
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,9 +119,11 @@ def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
     with train.gate "task", all of a task's dimensions or, if any falls short, none (the task is not trained).
 
     The accuracy of a (task, dimension) is the task row's own (eval-reward's reward_accuracy_by_task) when that cell
-    has at least GATE_MIN_PAIRS held-out pairs, else its family's (Table 1's cell, which mixes text rendering into
-    fill and extend without prompt into extend). A family cell can hide a row the judge reads well: in one demo
-    (ac39a22) fill text alignment was 62% overall, 72% on text rendering and 52% on object fill.
+    has at least GATE_MIN_PAIRS held-out pairs, or fewer but significantly below the bar (the upper end of its 95%
+    Wilson interval under it: 40.7% on 43 pairs, d8621a3's object-fill structure, whose family was at 74.3%), else
+    its family's (Table 1's cell, which mixes text rendering into fill and extend without prompt into extend). A
+    family cell can hide a row the judge reads well: in one demo (ac39a22) fill text alignment was 62% overall, 72% on
+    text rendering and 52% on object fill.
 
     PILOT.md: dimensions at chance are not neutral, their gradients are adversarial directions. Leaving them out is
     not neutral either: usability needs every dimension, and a policy trained on the others alone may trade the
@@ -129,6 +132,7 @@ def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
     keep = {t: torch.ones(len(task.dimensions), dtype=torch.bool) for t, task in TASKS.items()}
     if not cfg.model.reward_accuracy or cfg.train.min_reward_accuracy <= 0:
         return keep
+    threshold = cfg.train.min_reward_accuracy
     measured = json.loads(Path(cfg.model.reward_accuracy).read_text())
     family = measured["reward_accuracy"]  # [family][dimension] = two-order accuracy
     by_task = measured.get("reward_accuracy_by_task", {})  # [task][dimension] = {two_order, n, ...}
@@ -137,14 +141,23 @@ def dimension_gate(cfg: Config) -> dict[str, torch.Tensor]:
         cell = by_task.get(task.name, {}).get(dim)
         if cell is not None and cell["n"] >= GATE_MIN_PAIRS:
             return cell["two_order"]
+        if cell is not None and cell["n"] > 0 and wilson_upper(cell["two_order"], cell["n"]) < threshold:
+            return cell["two_order"]  # few pairs, but significantly below the bar: the family cannot vouch for it
         return family.get(task.family, {}).get(dim)
 
     for t, task in TASKS.items():
         scores = [accuracy(task, d) for d in task.dimensions]
-        keep[t] = torch.tensor([s is not None and s >= cfg.train.min_reward_accuracy for s in scores])
+        keep[t] = torch.tensor([s is not None and s >= threshold for s in scores])
         if cfg.train.gate == "task" and not bool(keep[t].all()):
             keep[t][:] = False
     return keep
+
+
+def wilson_upper(p: float, n: int, z: float = 1.96) -> float:
+    """The upper end of the Wilson score interval of a rate p measured on n trials (95% at z = 1.96)."""
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre + spread) / (1 + z * z / n)
 
 
 def make_pool(cfg: Config) -> ConditionPool:
