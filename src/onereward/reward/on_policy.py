@@ -44,8 +44,9 @@ def on_policy_accuracy(
     give the sampling settings, as RL and evaluation use them).
     """
     from onereward.models.fill import FillModel
+    from onereward.rl.data import to_batch
     from onereward.toyworld import make_conditions
-    from onereward.toyworld.oracle import score
+    from onereward.toyworld.oracle import score_many, to_hwc
 
     fill = FillModel.from_pretrained(fill_model)
     d = fill.defaults
@@ -57,26 +58,22 @@ def on_policy_accuracy(
         n = np.zeros(len(dims), dtype=int)
         for i in range(0, len(conds), batch_size):
             part = conds[i : i + batch_size]
-            src = torch.from_numpy(np.stack([c.source for c in part])).permute(0, 3, 1, 2).float()  # (B, 3, H, W)
-            msk = torch.from_numpy(np.stack([c.mask for c in part]))[:, None].float()  # (B, 1, H, W)
-            prompts = [c.prompt for c in part]
+            b = to_batch(part, [str(k) for k in range(len(part))])
             with torch.no_grad():
-                a, b = (
-                    fill.sample(src, msk, prompts, steps=int(d["steps"]), true_cfg=float(d["true_cfg"]),
+                a, c = (
+                    fill.sample(b.sources, b.masks, b.prompts, steps=int(d["steps"]), true_cfg=float(d["true_cfg"]),
                                 guidance=float(d["guidance"]), generator=torch.Generator().manual_seed(s + i))
                     for s in SEEDS
                 )  # fmt: skip
-                p_ab = rm.p_yes(a, b, task, dims, prompts, conditions=part).float().cpu().numpy()  # (B, D)
-                p_ba = rm.p_yes(b, a, task, dims, prompts, conditions=part).float().cpu().numpy()  # (B, D)
-            for k, c in enumerate(part):
-                sa = score(c, a[k].permute(1, 2, 0).numpy())
-                sb = score(c, b[k].permute(1, 2, 0).numpy())
-                for j, dim in enumerate(dims):
-                    gap = sa[dim] - sb[dim]
-                    if abs(gap) >= margin:  # a near-tie has no right answer (the annotator drops it too)
-                        n[j] += 1
-                        a_wins = (p_ab[k, j] > 0.5, p_ba[k, j] <= 0.5)  # each order's verdict: a is better
-                        right[j] += sum(float(w == (gap > 0)) for w in a_wins) / 2
+                p_ac = rm.p_yes(a, c, task, dims, b.prompts, conditions=part).float().cpu().numpy()  # (B, D)
+                p_ca = rm.p_yes(c, a, task, dims, b.prompts, conditions=part).float().cpu().numpy()  # (B, D)
+            sa, sc = ([[s[dim] for dim in dims] for s in score_many(part, to_hwc(x))] for x in (a, c))
+            gap = np.array(sa) - np.array(sc)  # (B, D) in float64 (Oracle.scores rounds to float32): > 0 where a wins
+            judged = np.abs(gap) >= margin  # a near-tie has no right answer (the annotator drops it too)
+            # each order's verdict ("a is better") is right where it agrees with the oracle; each order counts half
+            correct = (((p_ac > 0.5) == (gap > 0)).astype(float) + ((p_ca <= 0.5) == (gap > 0)).astype(float)) / 2
+            right += (correct * judged).sum(0)
+            n += judged.sum(0)
         result[task] = {
             dim: {"two_order": float(right[j] / n[j]) if n[j] else None, "n": int(n[j])} for j, dim in enumerate(dims)
         }
