@@ -189,6 +189,51 @@ def test_auxiliary_pool_is_the_same_built_in_one_process_or_two(tmp_path):
         assert np.array_equal(a, b, equal_nan=True) if isinstance(a, np.ndarray) else a == b, f.name
 
 
+def test_binding_phase_draws_only_the_ground_truth_against_its_sibling_under_either_prompt(tmp_path):
+    """The toy prior's binding pairs: per fill / text training condition, its ground truth against its sibling
+    request's, labelled on text alignment under both prompts in opposite ways; the first `bind_steps` steps draw
+    them alone (no real pair), at bind_lr; then phase 1 as before, the binding pairs still in the mix later."""
+    from onereward.reward.aux_pairs import build_aux_pool, read_candidates
+    from onereward.reward.train import PHASE1, Items, Sampler, load_bank, lr_at, real_items
+    from onereward.tasks import TASK_NAMES
+
+    prefs = tmp_path / "prefs"
+    toy_prefs(prefs, ("fill", "text", "extend"), 4, ("GT", "untouched", "grey"))
+    rows = read_candidates(prefs)
+    bank, index = load_bank(prefs, [p for r in rows for p in r["candidates"]])
+    pool = build_aux_pool(prefs, {r["condition"] for r in rows}, index, bank)
+    binds = np.nonzero(pool.binding)[0]
+    assert {pool.tasks[k] for k in binds} == {"fill", "text"}  # extend has no sibling request
+    ta = 0  # text_alignment is the first dimension of fill and text
+    for cond in {pool.conditions[k] for k in binds}:
+        mine = [k for k in binds if pool.conditions[k] == cond]
+        assert len(mine) == 2 and len({pool.prompts[k] for k in mine}) == 2  # one pair, under two prompts
+        a, b = mine
+        same_order = pool.first[a] == pool.first[b]
+        assert {pool.first[a], pool.second[a]} == {pool.first[b], pool.second[b]}
+        assert all(min(pool.first[k], pool.second[k]) >= len(bank) for k in mine)  # synthetic: gt and sibling gt
+        # the two prompts order the same two images the opposite way
+        assert pool.labels[a, ta] == (-pool.labels[b, ta] if same_order else pool.labels[b, ta]) != 0
+
+    aux = Items(np.asarray([TASK_NAMES.index(t) for t in pool.tasks]), pool.prompts, pool.first, pool.second,
+                pool.labels)  # fmt: skip
+    real = real_items([json.loads(line) for line in (prefs / "pairs.jsonl").read_text().splitlines()], index)
+    sampler = Sampler(real, aux, 8, 0.25, 0, sibling=pool.sibling, prompt_start=5, binding=pool.binding,
+                      bind_steps=3)  # fmt: skip
+    bound = {(int(f), int(s)) for f, s in zip(pool.first[binds], pool.second[binds], strict=True)}
+    for step in range(3):
+        task, dims, items = sampler.batch(step)
+        assert task in ("fill", "text") and dims == ("text_alignment",)
+        assert {(int(f), int(s)) for f, s in zip(items.first, items.second, strict=True)} <= bound  # no real pair
+    for step in range(3, 8):  # phase 1 for prompt_start steps after the binding phase: no text alignment
+        task, dims, _ = sampler.batch(step)
+        assert "text_alignment" not in dims and task in {t for t, _, _ in PHASE1}
+    cfg = RewardTrainConfig(prefs="p", out="o", lr=2e-3, bind_lr=5e-4, warmup_steps=10, steps=100)
+    assert lr_at(cfg, 0, 0.0, bind_steps=20) == pytest.approx(5e-5)  # the binding phase warms up to bind_lr
+    assert lr_at(cfg, 15, 0.0, bind_steps=20) == pytest.approx(5e-4)
+    assert lr_at(cfg, 20, 0.0, bind_steps=20) == pytest.approx(2e-4)  # then lr, warmed up again
+
+
 # --- resume after a real kill ---
 
 

@@ -26,7 +26,8 @@ Sibling requests (fill and text). Text alignment needs the model to READ the pro
 most pairs by "looks like a finished scene" instead. So each fill / text condition also gets a sibling with the same
 source and mask but another request (the requested object in another colour or shape; other letters), and the same
 pool is scored again against the sibling. The two prompts then order the same images differently, which only
-reading the prompt explains.
+reading the prompt explains. The purest such items, the ground truth against the sibling's ground truth (the pool
+holds both), are flagged `binding`: the trainer's optional binding phase (`bind_steps`) starts on them alone.
 
 Read-out targets (fill and extend). Every pool image, candidates included, is also measured with
 `oracle.describe` (what it drew where the request is) and `oracle.describe_cells` (colours and shapes per token
@@ -202,6 +203,7 @@ class AuxPool:
     labels: np.ndarray  # (K, MAX_DIMS) int8: +1 first better, -1 second better, 0 masked (gap < margin or no such dim)
     strength: np.ndarray  # (K,) float32: the largest score gap of the item over its dimensions
     sibling: np.ndarray  # (K,) bool: labelled under a sibling request (the prompt decides the order)
+    binding: np.ndarray  # (K,) bool: the ground truth against the sibling request's, on text alignment (either prompt)
     conditions: list[str]  # per item, for auditing that no held-out condition is in
     image_scores: np.ndarray  # (M, MAX_DIMS) float32: each synthetic image's oracle scores (NaN past the task's dims)
     image_tasks: np.ndarray  # (M,) int64: its task's index in TASK_NAMES
@@ -254,7 +256,9 @@ def _condition_items(job: tuple) -> dict:
     for k, q in enumerate(pool):
         if (d := describe(cond, q)) is not None:
             described[k] = (d, describe_cells(q, cell))
-    items = []  # ((local first, local second), labels (MAX_DIMS,), strength, under the sibling's request, user prompt)
+    # the binding pair: the ground truth (the first variant) against the sibling request's ground truth (the last)
+    binding = set() if twin is None else {len(cands), len(pool) - 1}
+    items = []  # ((local first, local second), labels, strength, under the sibling's request, user prompt, binding)
     img_scores = []
     for view in [cond] if twin is None else [cond, twin]:  # each request orders the same pool its own way
         if view is cond:  # the candidates' scores come from the annotator's oracle call, the rest from ours
@@ -278,7 +282,7 @@ def _condition_items(job: tuple) -> dict:
                 row = np.zeros(MAX_DIMS, dtype=np.int8)
                 row[: len(dims)] = -lab if flip else lab
                 pair = (j, i) if flip else (i, j)
-                items.append((pair, row, float(np.abs(gap).max()), view is not cond, user_prompt))
+                items.append((pair, row, float(np.abs(gap).max()), view is not cond, user_prompt, {i, j} == binding))
     return {"synth": synth, "described": described, "items": items, "img_scores": img_scores}
 
 
@@ -319,7 +323,7 @@ def build_aux_pool(
     jobs = ((r, bank[[bank_index[p] for p in r["candidates"]]], margin, seed, cell) for r in rows)
     synth: list[np.ndarray] = []
     tasks, prompts, conds = [], [], []
-    first, second, labels, strength, is_twin = [], [], [], [], []
+    first, second, labels, strength, is_twin, is_binding = [], [], [], [], [], []
     img_scores, img_tasks = [], []  # per synthetic image
     descriptors: dict[int, np.ndarray] = {}  # bank-plus-images index -> describe(cond, image)
     cell_maps: dict[int, np.ndarray] = {}  # ... -> describe_cells(image), for the same images
@@ -335,7 +339,8 @@ def build_aux_pool(
                 descriptors[idx[k]], cell_maps[idx[k]] = d, c
             img_scores += got["img_scores"]
             img_tasks += [TASK_NAMES.index(r["task"])] * len(got["img_scores"])
-            for (i, j), row, gap, twin, prompt in got["items"]:
+            for (i, j), row, gap, twin, prompt, binds in got["items"]:
+                is_binding.append(binds)
                 first.append(idx[i])
                 second.append(idx[j])
                 labels.append(row)
@@ -361,6 +366,7 @@ def build_aux_pool(
         labels=np.asarray(labels, dtype=np.int8).reshape(-1, MAX_DIMS),
         strength=np.asarray(strength, dtype=np.float32),
         sibling=np.asarray(is_twin, dtype=bool),
+        binding=np.asarray(is_binding, dtype=bool),
         conditions=conds,
         image_scores=np.asarray(img_scores, dtype=np.float32).reshape(-1, MAX_DIMS),
         image_tasks=np.asarray(img_tasks, dtype=np.int64),

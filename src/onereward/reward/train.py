@@ -23,6 +23,8 @@ and only when no `--base` is given, training adds five things, all built from TR
   1. graded auxiliary pairs from the toy world, ordered by the oracle (`reward.aux_pairs`), mixed into every batch
      (`real_share` of each batch stays real pairs, so these are repeated many times);
   2. sibling requests for fill and text (same images, another prompt, other order), from step `prompt_start`;
+     with `bind_steps` > 0 (off by default), first that many steps of binding pairs alone (a condition's ground
+     truth against its sibling request's, under either prompt; see BIND_PHASE);
   3. an image-score head (`ImageScoreHead`): a linear read-out of each image's oracle scores from the vision tower,
      trained alongside and thrown away at export;
   4. answer-position read-outs (`AnswerReadOut`) of the language model's first layer, for fill and extend: the
@@ -108,6 +110,8 @@ class RewardTrainConfig:
     prompt_start: int = 250  # toy prior: prompt-dependent labels join from this step (see PHASE1 / PHASE2)
     prompt_steps: int = 150  # toy prior: then this many steps of PROMPT_PHASE (fill / extend text alignment only)
     easy_gap: float = 0.0  # toy prior, phase 1: only auxiliary pairs whose largest score gap is at least this
+    bind_steps: int = 0  # toy prior: first this many steps on BINDING pairs alone (see BIND_PHASE); 0 = none
+    bind_lr: float = 5e-4  # toy prior: the binding phase's peak lr (it leaves its plateau at 5e-4, not at 2e-3)
     held_out: float = 0.15  # fraction of CONDITIONS held out
     seed: int = 0
     eval_every: int = 0  # held-out accuracy every N steps; 0 = four times per run
@@ -140,6 +144,8 @@ class RewardTrainConfig:
             raise UserError(f"--aux {self.aux!r}: choose auto, on or off")
         if self.preset not in ("toy", "test"):
             raise UserError(f"preset {self.preset!r}: choose toy or test")
+        if self.bind_steps < 0 or self.bind_lr <= 0:
+            raise UserError(f"bind_steps {self.bind_steps} / bind_lr {self.bind_lr}: give steps >= 0 and a lr > 0")
         if self.lora_rank < 0:
             raise UserError(f"--lora-rank {self.lora_rank}: 0 (full fine-tuning) or a positive rank")
         if self.image_size < 0 or (0 < self.image_size < 28):
@@ -313,6 +319,16 @@ PROMPT_PHASE: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("fill", ("text_alignment",), 1.0),
     ("extend", ("text_alignment",), 1.0),
 )
+# Before everything, `bind_steps` steps of BINDING pairs alone (aux_pairs.py: a condition's ground truth against the
+# ground truth of its sibling request -- the object in another shape or colour, other letters -- under either
+# prompt), at `bind_lr`. Only reading the prompt against the picture tells their labels apart, and a fresh judge in
+# the mix never learns that: bench/probe_binding.py finds it on a plateau (loss 0.693) for 1,000 steps at lr 2e-3,
+# and off it by step ~400 at 5e-4 with q/k init 0.1 (`qk_init`); docs/REWARD_PRIOR.md, "the binding plateau".
+# The binding pairs stay in the text-alignment streams afterwards.
+BIND_PHASE: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
+    ("fill", ("text_alignment",), 1.0),
+    ("text", ("text_alignment",), 1.0),
+)
 
 
 class Sampler:
@@ -320,27 +336,35 @@ class Sampler:
     and the dimensions to query) by weight, then real and auxiliary items of that task labelled on at least one of
     those dimensions (with replacement).
 
-    With auxiliary pairs (the toy prior) the streams are PHASE1 before step `prompt_start`, PROMPT_PHASE for the next
-    `prompt_steps` steps and PHASE2 after; auxiliary pairs under sibling requests (aux_pairs.py) join after phase 1.
+    With auxiliary pairs (the toy prior) the streams are BIND_PHASE for the first `bind_steps` steps (binding pairs
+    alone, no real pair), then PHASE1 for `prompt_start` steps, PROMPT_PHASE for the next `prompt_steps` steps and
+    PHASE2 after; auxiliary pairs under sibling requests (aux_pairs.py) join after phase 1, except binding pairs,
+    which are in from the start.
     Without them (real data, a pretrained base) every task is one stream of equal weight from the start: the paper's
     recipe.
     """
 
     def __init__(self, real: Items, aux: Items | None, batch_size: int, real_share: float, seed: int,
                  sibling: np.ndarray | None = None, prompt_start: int = 0, strength: np.ndarray | None = None,
-                 easy_gap: float = 0.0, prompt_steps: int = 0):  # fmt: skip
+                 easy_gap: float = 0.0, prompt_steps: int = 0, binding: np.ndarray | None = None,
+                 bind_steps: int = 0):  # fmt: skip
         self.real, self.aux, self.seed = real, aux, seed
         self.batch_size = batch_size
         self.n_real = batch_size if aux is None else max(1, round(batch_size * real_share))
+        self.bind_steps = 0
         if aux is None:
             self.prompt_start, self.prompt_end, plain = 0, 0, [(t, None, 1.0) for t in TASK_NAMES]
             self.phases = [self._streams(plain, None), self._streams(plain, None)]
         else:
-            self.prompt_start, self.prompt_end = prompt_start, prompt_start + prompt_steps
-            keep = np.ones(len(aux), dtype=bool) if sibling is None else ~sibling
+            binds = np.zeros(len(aux), dtype=bool) if binding is None else binding
+            self.bind_steps = bind_steps if binds.any() else 0
+            self.prompt_start = self.bind_steps + prompt_start
+            self.prompt_end = self.prompt_start + prompt_steps
+            keep = np.ones(len(aux), dtype=bool) if sibling is None else ~sibling | binds
             if strength is not None and easy_gap > 0:
                 keep &= strength >= easy_gap
-            self.phases = [self._streams(PHASE1, keep), self._streams(PHASE2, None), self._streams(PROMPT_PHASE, None)]
+            self.phases = [self._streams(PHASE1, keep), self._streams(PHASE2, None), self._streams(PROMPT_PHASE, None),
+                           self._streams(BIND_PHASE, binds)]  # fmt: skip
         if not self.phases[1][0]:
             raise UserError("no training pairs: every condition was held out; lower --held-out or add data")
 
@@ -366,13 +390,14 @@ class Sampler:
     def batch(self, step: int, rank: int = 0) -> tuple[str, tuple[str, ...], Items]:
         """(task, dimensions, items) with items.labels cut to those dimensions' columns."""
         g = np.random.default_rng([self.seed, step, rank, 11])
-        phase = 0 if step < self.prompt_start else 2 if step < self.prompt_end else 1
+        binding = step < self.bind_steps
+        phase = 3 if binding else 0 if step < self.prompt_start else 2 if step < self.prompt_end else 1
         streams, p = self.phases[phase]
         if not streams:
             streams, p = self.phases[1]
         task, dims, cols, real_rows, aux_rows = streams[int(g.choice(len(streams), p=p))]
-        n_real = self.n_real if len(aux_rows) else self.batch_size
-        parts = [self._take(self.real, g.choice(real_rows, n_real), cols)]
+        n_real = 0 if binding else self.n_real if len(aux_rows) else self.batch_size
+        parts = [self._take(self.real, g.choice(real_rows, n_real), cols)] if n_real else []
         if n_real < self.batch_size:
             parts.append(self._take(self.aux, g.choice(aux_rows, self.batch_size - n_real), cols))
         return task, dims, Items.cat(parts)
@@ -561,6 +586,14 @@ def lr_factor(cfg: RewardTrainConfig, step: int, elapsed: float) -> float:
     return cfg.min_lr + (1 - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def lr_at(cfg: RewardTrainConfig, step: int, elapsed: float, bind_steps: int = 0) -> float:
+    """The learning rate of `step`: `bind_lr` warmed up over the binding phase's first `warmup_steps`, then `lr` under
+    lr_factor, its warm-up counted from the end of the binding phase."""
+    if step < bind_steps:
+        return cfg.bind_lr * min(1.0, (step + 1) / cfg.warmup_steps)
+    return cfg.lr * lr_factor(cfg, step - bind_steps, elapsed)
+
+
 def finished(cfg: RewardTrainConfig, step: int, elapsed: float) -> bool:
     return step >= cfg.steps if cfg.steps else elapsed >= cfg.seconds
 
@@ -611,7 +644,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         paths += [p for c in read_candidates(prefs) if c["condition"] in train_conds for p in c["candidates"]]
     bank_np, index = load_bank(prefs, paths, cfg.image_size)
     real = real_items(train_rows, index)
-    aux, sibling, strength = None, None, None
+    aux, sibling, strength, binding = None, None, None, None
     if use_aux:
         from onereward.reward.aux_pairs import build_aux_pool
         from onereward.reward.tiny import MERGE, PATCH
@@ -629,13 +662,13 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
             pool.second,
             pool.labels,
         )
-        sibling, strength = pool.sibling, pool.strength
+        sibling, strength, binding = pool.sibling, pool.strength, pool.binding
         bank_np = np.concatenate([bank_np, pool.images]) if len(pool.images) else bank_np
     bank = torch.from_numpy(bank_np) if isinstance(bank_np, np.ndarray) else bank_np  # (N, 3, H, W) uint8
 
     sampler = Sampler(real, aux, cfg.batch_size * cfg.grad_accum, cfg.real_share, cfg.seed, sibling=sibling,
                       prompt_start=cfg.prompt_start, strength=strength, easy_gap=cfg.easy_gap,
-                      prompt_steps=cfg.prompt_steps)  # fmt: skip
+                      prompt_steps=cfg.prompt_steps, binding=binding, bind_steps=cfg.bind_steps)  # fmt: skip
     held_items = real_items(held_rows, index)
     held_tasks = [r["task"] for r in held_rows]
     held_dims = [r["dimension"] for r in held_rows]
@@ -694,7 +727,7 @@ def train(cfg: RewardTrainConfig, resume: bool = False, progress: bool = True) -
         all_labels = torch.as_tensor(items.labels[:, : len(dims)])  # (B x accum, D) in {+1, -1, 0}
         n_labelled = int((all_labels != 0).sum())
         for g in optimizer.param_groups:
-            g["lr"] = cfg.lr * lr_factor(cfg, step, state["elapsed"])
+            g["lr"] = lr_at(cfg, step, state["elapsed"], sampler.bind_steps)
         loss_sum, finite, right, prior_scalars = 0.0, True, 0.0, {}
         for lo in range(0, len(items), cfg.batch_size):
             micro = items.take(range(lo, min(lo + cfg.batch_size, len(items))))
