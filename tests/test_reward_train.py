@@ -228,6 +228,10 @@ def test_binding_phase_draws_only_the_ground_truth_against_its_sibling_under_eit
     for step in range(3, 8):  # phase 1 for prompt_start steps after the binding phase: no text alignment
         task, dims, _ = sampler.batch(step)
         assert "text_alignment" not in dims and task in {t for t, _, _ in PHASE1}
+    later = {(task, dims): aux_rows for task, dims, _, _, aux_rows in sampler.phases[1][0]}  # PHASE2's streams
+    assert set(binds) & set(later[("fill", ("text_alignment",))]) and set(binds) & set(
+        later[("text", ("text_alignment",))]
+    )
     cfg = RewardTrainConfig(prefs="p", out="o", lr=2e-3, bind_lr=5e-4, warmup_steps=10, steps=100)
     assert lr_at(cfg, 0, 0.0, bind_steps=20) == pytest.approx(5e-5)  # the binding phase warms up to bind_lr
     assert lr_at(cfg, 15, 0.0, bind_steps=20) == pytest.approx(5e-4)

@@ -324,7 +324,7 @@ PROMPT_PHASE: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
 # prompt), at `bind_lr`. Only reading the prompt against the picture tells their labels apart, and a fresh judge in
 # the mix never learns that: bench/probe_binding.py finds it on a plateau (loss 0.693) for 1,000 steps at lr 2e-3,
 # and off it by step ~400 at 5e-4 with q/k init 0.1 (`qk_init`); docs/REWARD_PRIOR.md, "the binding plateau".
-# The binding pairs stay in the text-alignment streams afterwards.
+# Afterwards the binding pairs are in the text-alignment streams with the other sibling items (after phase 1).
 BIND_PHASE: tuple[tuple[str, tuple[str, ...] | None, float], ...] = (
     ("fill", ("text_alignment",), 1.0),
     ("text", ("text_alignment",), 1.0),
@@ -338,8 +338,8 @@ class Sampler:
 
     With auxiliary pairs (the toy prior) the streams are BIND_PHASE for the first `bind_steps` steps (binding pairs
     alone, no real pair), then PHASE1 for `prompt_start` steps, PROMPT_PHASE for the next `prompt_steps` steps and
-    PHASE2 after; auxiliary pairs under sibling requests (aux_pairs.py) join after phase 1, except binding pairs,
-    which are in from the start.
+    PHASE2 after; auxiliary pairs under sibling requests (aux_pairs.py), binding pairs included, join after phase 1
+    (which asks no text alignment).
     Without them (real data, a pretrained base) every task is one stream of equal weight from the start: the paper's
     recipe.
     """
@@ -360,7 +360,7 @@ class Sampler:
             self.bind_steps = bind_steps if binds.any() else 0
             self.prompt_start = self.bind_steps + prompt_start
             self.prompt_end = self.prompt_start + prompt_steps
-            keep = np.ones(len(aux), dtype=bool) if sibling is None else ~sibling | binds
+            keep = np.ones(len(aux), dtype=bool) if sibling is None else ~sibling
             if strength is not None and easy_gap > 0:
                 keep &= strength >= easy_gap
             self.phases = [self._streams(PHASE1, keep), self._streams(PHASE2, None), self._streams(PROMPT_PHASE, None),
